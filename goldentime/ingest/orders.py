@@ -1,0 +1,209 @@
+"""Loading one landing day of the shop's orders export (CSV with a header) into raw.orders.
+
+The header of each file must name the required columns (any order, extra columns ignored); a file
+whose header does not is quarantined whole with reason `wrong_schema`, naming what is missing.
+The header line is not a data line: `lines_read` counts the lines after it. An order_id seen
+twice is a duplicate, resolved like messageIds (a copy from another landing day wins, else the
+first line received).
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from datetime import date, timedelta
+
+import duckdb
+import pyarrow as pa
+
+from goldentime.ingest.landing import LandingFile
+from goldentime.ingest.loading import (
+    DayLoad,
+    delete_landing_day,
+    fill_counts,
+    new_run_id,
+    rank_copies,
+    read_day,
+    reconcile_and_log,
+    utc_now,
+)
+from goldentime.ingest.schema import ensure_raw_schema
+
+REQUIRED_COLUMNS = ("order_id", "user_id", "ordered_at", "status", "revenue")
+OPTIONAL_COLUMNS = ("currency", "item_count")
+ORDER_STATUSES = ("completed", "cancelled", "refunded")
+
+QUARANTINE_REASONS = (
+    "empty_line",
+    "invalid_utf8",
+    "wrong_schema",
+    "wrong_column_count",
+    "missing_order_id",
+    "missing_user_id",
+    "missing_ordered_at",
+    "invalid_ordered_at",
+    "unknown_status",
+    "invalid_revenue",
+    "invalid_item_count",
+    "timestamp_in_future",
+    "timestamp_out_of_range",
+)
+
+_FIELDS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+
+
+def _split_csv(lines: pa.Table, loads) -> pa.Table:
+    """Parse each file's lines with its own header into one row per data line (all text)."""
+    columns: dict[str, list] = {name: [] for name in ("line_no", "source_file", "file_order", "line", "utf8_ok", "fault", *_FIELDS)}
+    by_file = {load.source_file: load for load in loads}
+    for source_file, rows in _group_by_file(lines):
+        header_line = rows[0]
+        header = [h.strip().lower() for h in next(csv.reader([header_line["line"].lstrip("\ufeff")]), [])]
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        load = by_file[source_file]
+        load.lines_read -= 1  # the header is not a data line
+        if missing:
+            load.problems.append(
+                f"wrong schema: header {header_line['line'][:200]!r} lacks required column(s) {', '.join(missing)}; "
+                f"expected {', '.join(REQUIRED_COLUMNS)}"
+            )
+        positions = {name: header.index(name) for name in _FIELDS if name in header}
+        for row in rows[1:]:
+            values = next(csv.reader([row["line"]]), []) if row["utf8_ok"] else []
+            fault = None
+            if missing:
+                fault = "wrong_schema"
+            elif row["utf8_ok"] and row["line"].strip() and len(values) != len(header):
+                fault = "wrong_column_count"
+            for key in ("line_no", "source_file", "file_order", "line", "utf8_ok"):
+                columns[key].append(row[key])
+            columns["fault"].append(fault)
+            for name in _FIELDS:
+                position = positions.get(name)
+                value = values[position].strip() if position is not None and position < len(values) else None
+                columns[name].append(value or None)
+    return pa.table(columns)
+
+
+def _group_by_file(lines: pa.Table):
+    rows = lines.to_pylist()
+    current, group = None, []
+    for row in rows:
+        if row["source_file"] != current and group:
+            yield current, group
+            group = []
+        current = row["source_file"]
+        group.append(row)
+    if group:
+        yield current, group
+
+
+_PARSE_SQL = f"""
+create or replace temp table staged_orders as
+with typed as (
+    select *,
+        try_cast(ordered_at as timestamptz) at time zone 'UTC' as ordered_at_utc,
+        try_cast(revenue as decimal(18, 2)) as revenue_amount,
+        try_cast(item_count as integer) as item_count_int
+    from order_lines
+)
+select *,
+    case
+        when trim(line, ' \t\r') = '' then 'empty_line'
+        when not utf8_ok then 'invalid_utf8'
+        when fault is not null then fault
+        when order_id is null then 'missing_order_id'
+        when user_id is null then 'missing_user_id'
+        when ordered_at is null then 'missing_ordered_at'
+        when ordered_at_utc is null then 'invalid_ordered_at'
+        when lower(status) not in {ORDER_STATUSES} or status is null then 'unknown_status'
+        when revenue_amount is null or revenue_amount < 0 then 'invalid_revenue'
+        when item_count is not null and (item_count_int is null or item_count_int < 0) then 'invalid_item_count'
+        when ordered_at_utc > $future_limit then 'timestamp_in_future'
+        when ordered_at_utc < timestamp '2000-01-01' then 'timestamp_out_of_range'
+    end as reason,
+    case
+        when fault = 'wrong_column_count' then 'expected the header''s column count'
+        when ordered_at is not null and ordered_at_utc is null then 'ordered_at ' || ordered_at
+        when status is not null and lower(status) not in {ORDER_STATUSES} then 'status ' || status
+        when revenue is not null and (revenue_amount is null or revenue_amount < 0) then 'revenue ' || revenue
+        when item_count is not null and (item_count_int is null or item_count_int < 0) then 'item_count ' || item_count
+    end as detail
+from typed
+"""
+
+
+def load_orders_day(
+    con: duckdb.DuckDBPyConnection,
+    landing_date: date,
+    files: list[LandingFile],
+    *,
+    run_id: str | None = None,
+    future_tolerance: timedelta = timedelta(days=1),
+) -> DayLoad:
+    """Replace landing day `landing_date` of the orders feed with the content of `files` (atomic)."""
+    started = time.perf_counter()
+    started_at = utc_now()
+    day = DayLoad(feed="orders", landing_date=landing_date, run_id=run_id or new_run_id())
+    ensure_raw_schema(con)
+    con.execute("set TimeZone = 'UTC'")
+    lines, day.files = read_day(files)
+    if lines is None or lines.num_rows == 0:
+        day.seconds = time.perf_counter() - started
+        return day
+    con.register("order_lines", _split_csv(lines, day.files))
+    try:
+        con.execute(_PARSE_SQL, {"future_limit": landing_date + timedelta(days=1) + future_tolerance})
+        rank_copies(con, staged="staged_orders", ranked="ranked_orders", key="order_id",
+                    kept_in=["raw.orders"], landing_date=landing_date)
+        fill_counts(con, day.files, staged="staged_orders", ranked="ranked_orders")
+        params = {"day": landing_date, "run_id": day.run_id, "loaded_at": started_at}
+        con.execute("begin transaction")
+        try:
+            delete_landing_day(con, "orders", ["raw.orders"], landing_date)
+            con.execute(
+                """
+                insert into raw.orders
+                select order_id, user_id, ordered_at_utc, lower(status), upper(currency), revenue_amount,
+                       item_count_int, line, $day, source_file, line_no, $loaded_at, $run_id
+                from ranked_orders where is_kept order by ordered_at_utc
+                """,
+                params,
+            )
+            con.execute(
+                """
+                insert into raw.quarantine
+                select 'orders', $day, source_file, line_no, reason, detail, line, $loaded_at, $run_id
+                from staged_orders where reason is not null
+                """,
+                params,
+            )
+            con.execute(
+                """
+                insert into raw.duplicates
+                select 'orders', $day, source_file, line_no, order_id, kept_landing_date, kept_source_file,
+                       kept_line_no, line, $loaded_at, $run_id
+                from ranked_orders where not is_kept
+                """,
+                params,
+            )
+            reconcile_and_log(con, day, started_at)
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+        for reason, count in con.execute(
+            "select reason, count(*) from staged_orders where reason is not null group by reason"
+        ).fetchall():
+            day.quarantined_by_reason[reason] = count
+        day.loaded_by_table = {"raw.orders": day.total("loaded")}
+        day.late_rows = con.execute(
+            "select count(*) from ranked_orders where is_kept and cast(ordered_at_utc as date) < $day",
+            {"day": landing_date},
+        ).fetchall()[0][0]
+    finally:
+        con.unregister("order_lines")
+        con.execute("drop table if exists staged_orders")
+        con.execute("drop table if exists ranked_orders")
+    day.seconds = time.perf_counter() - started
+    return day
