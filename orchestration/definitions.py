@@ -1,0 +1,12 @@
+"""The single code location: every domain folder under orchestration/defs contributes its defs."""
+
+import dagster as dg
+
+from orchestration.defs import ingest, quality
+from orchestration.resources import shared_resources
+
+defs = dg.Definitions.merge(
+    ingest.defs,
+    quality.defs,
+    dg.Definitions(resources=shared_resources()),
+)
