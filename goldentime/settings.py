@@ -37,3 +37,26 @@ def landing_url() -> str:
 
 def partitions_start() -> str:
     return os.environ.get(PARTITIONS_START_ENV, DEFAULT_PARTITIONS_START)
+
+
+def dagster_home() -> Path:
+    """DAGSTER_HOME, created with the instance settings of orchestration/dagster.yaml if missing."""
+    home = Path(os.environ.get("DAGSTER_HOME", data_dir() / "dagster")).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text((REPO_ROOT / "orchestration" / "dagster.yaml").read_text())
+    return home
+
+
+def dagster_env() -> dict[str, str]:
+    """The environment a Dagster process of this project runs with: one warehouse, one landing zone."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "DAGSTER_HOME": str(dagster_home()),
+            DUCKDB_ENV: warehouse_path(),
+            LANDING_ENV: landing_url(),
+        }
+    )
+    return env

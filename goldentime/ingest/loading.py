@@ -148,6 +148,17 @@ def fill_counts(con: duckdb.DuckDBPyConnection, loads: list[FileLoad], *, staged
     by_file = {row[0]: row[1:] for row in rows}
     for load in loads:
         load.loaded, load.duplicates, load.quarantined = (int(v or 0) for v in by_file.get(load.source_file, (0, 0, 0)))
+    top_reasons = dict(
+        con.execute(
+            f"select source_file, mode(reason) from {staged} where reason is not null group by source_file"
+        ).fetchall()
+    )
+    for load in loads:
+        if load.lines_read and load.quarantined == load.lines_read:
+            load.problems.append(
+                f"none of the {load.lines_read} lines could be loaded (most common reason: "
+                f"{top_reasons.get(load.source_file)}): is this the right file, with the expected schema?"
+            )
 
 
 def reconcile_and_log(con: duckdb.DuckDBPyConnection, day: DayLoad, started_at: datetime) -> None:

@@ -53,6 +53,8 @@ def _gunzip(raw: bytes) -> tuple[bytes, str | None]:
 
 
 def _split_lines(data: bytes) -> pa.LargeBinaryArray:
+    if not data:
+        return pa.array([], pa.large_binary())
     whole = pa.LargeBinaryArray.from_buffers(
         pa.large_binary(), 1, [None, pa.py_buffer(np.array([0, len(data)], dtype=np.int64)), pa.py_buffer(data)]
     )
