@@ -99,7 +99,7 @@ def _materialize(selection: str, env: dict, *, partition_range: str | None = Non
     log_dir = settings.data_dir() / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{log_name}.log"
-    command = [_bin("dagster"), "asset", "materialize", "-w", str(settings.REPO_ROOT / "workspace.yaml"),
+    command = [_bin("dagster"), "asset", "materialize", "-m", "orchestration.definitions",
                "--select", selection]
     if partition_range:
         command += ["--partition-range", partition_range]

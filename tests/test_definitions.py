@@ -13,7 +13,7 @@ def test_definitions_load_with_the_expected_assets_and_checks():
     for table in ("events", "identifies"):
         for check in ("keys_not_null", "accepted_types", "timestamps_in_range", "unique_message_id"):
             assert f"raw/{table}:{check}" in checks
-    assert {"raw/orders:keys_not_null", "raw/orders:unique_order_id"} <= checks
+    assert {"raw/orders:keys_not_null", "raw/orders:unique_order_version"} <= checks
 
 
 def test_every_raw_check_blocks_downstream_assets():

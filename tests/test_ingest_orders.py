@@ -67,3 +67,15 @@ def test_an_order_seen_on_an_earlier_day_is_a_duplicate(warehouse, landing):
     load(warehouse, landing)
     later = load(warehouse, landing, date(2026, 1, 3))
     assert (later.total("loaded"), later.total("duplicates")) == (0, 1)
+
+
+def test_a_status_change_is_a_new_version_not_a_duplicate(warehouse, landing):
+    landing.orders(DAY, "a", HEADER + "o1,u1,2026-01-02T00:00:00Z,completed,KRW,10,1\n")
+    landing.orders(date(2026, 1, 9), "a", HEADER + "o1,u1,2026-01-02T00:00:00Z,refunded,KRW,10,1\n"
+                   "o1,u1,2026-01-02T00:00:00Z,refunded,KRW,10,1\n")
+    load(warehouse, landing)
+    later = load(warehouse, landing, date(2026, 1, 9))
+    assert (later.total("loaded"), later.total("duplicates")) == (1, 1)
+    assert warehouse.execute("select status, landing_date from raw.orders order by landing_date").fetchall() == [
+        ("completed", DAY), ("refunded", date(2026, 1, 9))]
+    assert warehouse.execute("select duplicate_key, kept_line_no from raw.duplicates").fetchall() == [("o1:refunded", 2)]  # line 1 is the header

@@ -94,13 +94,18 @@ def rank_copies(
     key: str,
     kept_in: list[str],
     landing_date: date,
+    kept_key_sql: str | None = None,
 ) -> None:
     """Create table `ranked` from the valid rows of `staged` (reason is null), marking which copy of
     each `key` is kept: a copy already loaded from another landing day wins, else the first line of
-    the day (file order, line order). Every other copy points at the one that was kept."""
+    the day (file order, line order). Every other copy points at the one that was kept.
+
+    `kept_key_sql` computes the key from the columns of the `kept_in` tables when they do not store it.
+    """
+    kept_key = kept_key_sql or key
     elsewhere = " union all ".join(
-        f"select {key}, landing_date, source_file, line_no from {table} "
-        f"where landing_date <> $day and {key} in (select {key} from valid)"
+        f"select {kept_key} as {key}, landing_date, source_file, line_no from {table} "
+        f"where landing_date <> $day and {kept_key} in (select {key} from valid)"
         for table in kept_in
     )
     con.execute(

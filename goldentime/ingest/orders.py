@@ -2,9 +2,12 @@
 
 The header of each file must name the required columns (any order, extra columns ignored); a file
 whose header does not is quarantined whole with reason `wrong_schema`, naming what is missing.
-The header line is not a data line: `lines_read` counts the lines after it. An order_id seen
-twice is a duplicate, resolved like messageIds (a copy from another landing day wins, else the
-first line received).
+The header line is not a data line: `lines_read` counts the lines after it.
+
+An export row is a version of an order: the same order_id with another status (completed, then
+refunded a week later) is a new version and is loaded; the same order_id with the same status again
+is a duplicate, resolved like messageIds (a copy from another landing day wins, else the first line
+received). Models take the latest version of each order.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ QUARANTINE_REASONS = (
 )
 
 _FIELDS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+
+# The identity of one version of an order, as computed from raw.orders.
+ORDER_VERSION_SQL = "order_id || ':' || status"
 
 
 def _split_csv(lines: pa.Table, loads) -> pa.Table:
@@ -104,7 +110,8 @@ with typed as (
     select *,
         try_cast(ordered_at as timestamptz) at time zone 'UTC' as ordered_at_utc,
         try_cast(revenue as decimal(18, 2)) as revenue_amount,
-        try_cast(item_count as integer) as item_count_int
+        try_cast(item_count as integer) as item_count_int,
+        order_id || ':' || lower(status) as order_version
     from order_lines
 )
 select *,
@@ -154,8 +161,8 @@ def load_orders_day(
     con.register("order_lines", _split_csv(lines, day.files))
     try:
         con.execute(_PARSE_SQL, {"future_limit": landing_date + timedelta(days=1) + future_tolerance})
-        rank_copies(con, staged="staged_orders", ranked="ranked_orders", key="order_id",
-                    kept_in=["raw.orders"], landing_date=landing_date)
+        rank_copies(con, staged="staged_orders", ranked="ranked_orders", key="order_version",
+                    kept_in=["raw.orders"], landing_date=landing_date, kept_key_sql=ORDER_VERSION_SQL)
         fill_counts(con, day.files, staged="staged_orders", ranked="ranked_orders")
         params = {"day": landing_date, "run_id": day.run_id, "loaded_at": started_at}
         con.execute("begin transaction")
@@ -181,7 +188,7 @@ def load_orders_day(
             con.execute(
                 """
                 insert into raw.duplicates
-                select 'orders', $day, source_file, line_no, order_id, kept_landing_date, kept_source_file,
+                select 'orders', $day, source_file, line_no, order_version, kept_landing_date, kept_source_file,
                        kept_line_no, line, $loaded_at, $run_id
                 from ranked_orders where not is_kept
                 """,

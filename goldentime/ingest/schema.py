@@ -55,6 +55,7 @@ DDL = [
     )
     """,
     """
+    -- One row per version of an order: a status change (completed -> refunded) is a new row.
     create table if not exists raw.orders (
         order_id varchar not null,
         user_id varchar,
@@ -90,7 +91,7 @@ DDL = [
         landing_date date not null,
         source_file varchar not null,
         line_no bigint not null,
-        duplicate_key varchar not null,   -- messageId for events, order_id for orders
+        duplicate_key varchar not null,   -- messageId for events, 'order_id:status' for orders
         kept_landing_date date not null,  -- where the copy that was kept lives
         kept_source_file varchar not null,
         kept_line_no bigint not null,

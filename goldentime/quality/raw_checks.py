@@ -14,14 +14,14 @@ import duckdb
 import pandas as pd
 
 from goldentime.ingest.events import EARLIEST_VALID, EVENT_TYPES, IDENTITY_TYPES
-from goldentime.ingest.orders import ORDER_STATUSES
+from goldentime.ingest.orders import ORDER_STATUSES, ORDER_VERSION_SQL
 from goldentime.quality.expectations import Check, CheckOutcome, validate
 
 
 @dataclass(frozen=True)
 class RawTable:
     table: str
-    key: str
+    key: str  # SQL computing the unique key of a row ("unique_key" in the frame)
     time_column: str
     columns: str  # the columns the checks read
     checks: tuple[Check, ...]
@@ -41,7 +41,7 @@ def raw_tables(last_day: date) -> dict[str, RawTable]:
     return {
         "events": RawTable(
             "raw.events", "message_id", "event_at",
-            "message_id, type, event, event_at, coalesce(user_id, anonymous_id) as identity",
+            "message_id, type, event, event_at, coalesce(user_id, anonymous_id) as identity, message_id as unique_key",
             (
                 Check("keys_not_null", "messageId, type, event time and an identity on every row",
                       lambda E: [E.ExpectColumnValuesToNotBeNull(column=c) for c in ("message_id", "type", "event_at", "identity")]),
@@ -50,12 +50,12 @@ def raw_tables(last_day: date) -> dict[str, RawTable]:
                 Check("timestamps_in_range", f"event times between {EARLIEST_VALID} and the landing day + 1",
                       _time_range("event_at", last_day)),
                 Check("unique_message_id", "no messageId twice across raw.events and raw.identifies",
-                      lambda E: [E.ExpectColumnValuesToBeUnique(column="message_id")]),
+                      lambda E: [E.ExpectColumnValuesToBeUnique(column="unique_key")]),
             ),
         ),
         "identifies": RawTable(
             "raw.identifies", "message_id", "event_at",
-            "message_id, type, event_at, coalesce(user_id, anonymous_id) as identity, previous_id",
+            "message_id, type, event_at, coalesce(user_id, anonymous_id) as identity, previous_id, message_id as unique_key",
             (
                 Check("keys_not_null", "messageId, type, time and an identity on every row; previousId on aliases",
                       lambda E: [E.ExpectColumnValuesToNotBeNull(column=c) for c in ("message_id", "type", "event_at", "identity")]
@@ -65,12 +65,12 @@ def raw_tables(last_day: date) -> dict[str, RawTable]:
                 Check("timestamps_in_range", f"call times between {EARLIEST_VALID} and the landing day + 1",
                       _time_range("event_at", last_day)),
                 Check("unique_message_id", "no messageId twice across raw.events and raw.identifies",
-                      lambda E: [E.ExpectColumnValuesToBeUnique(column="message_id")]),
+                      lambda E: [E.ExpectColumnValuesToBeUnique(column="unique_key")]),
             ),
         ),
         "orders": RawTable(
-            "raw.orders", "order_id", "ordered_at",
-            "order_id, user_id, ordered_at, status, revenue::double as revenue",
+            "raw.orders", ORDER_VERSION_SQL, "ordered_at",
+            f"order_id, user_id, ordered_at, status, revenue::double as revenue, {ORDER_VERSION_SQL} as unique_key",
             (
                 Check("keys_not_null", "order_id, user_id and order time on every row",
                       lambda E: [E.ExpectColumnValuesToNotBeNull(column=c) for c in ("order_id", "user_id", "ordered_at")]),
@@ -79,8 +79,8 @@ def raw_tables(last_day: date) -> dict[str, RawTable]:
                                  E.ExpectColumnValuesToBeBetween(column="revenue", min_value=0)]),
                 Check("timestamps_in_range", f"order times between {EARLIEST_VALID} and the landing day + 1",
                       _time_range("ordered_at", last_day)),
-                Check("unique_order_id", "no order_id twice in raw.orders",
-                      lambda E: [E.ExpectColumnValuesToBeUnique(column="order_id")]),
+                Check("unique_order_version", "no (order_id, status) twice in raw.orders",
+                      lambda E: [E.ExpectColumnValuesToBeUnique(column="unique_key")]),
             ),
         ),
     }
@@ -90,9 +90,9 @@ def _frame(con: duckdb.DuckDBPyConnection, spec: RawTable, first_day: date, last
     # Rows sharing a key with the loaded days, from any table holding the same key space.
     key_tables = ["raw.events", "raw.identifies"] if spec.key == "message_id" else [spec.table]
     others = " union all ".join(
-        f"select {spec.key} from {t} where "
+        f"select {spec.key} as unique_key from {t} where "
         + ("landing_date not between $first and $last and " if t == spec.table else "")
-        + f"{spec.key} in (select {spec.key} from loaded)"
+        + f"{spec.key} in (select unique_key from loaded)"
         for t in key_tables
     )
     sql = f"""

@@ -41,7 +41,7 @@ def landing_zone_sensor(context: dg.SensorEvaluationContext, landing: LandingZon
             dg.RunRequest(
                 run_key=f"{feed}:{day}:{digest}",
                 partition_key=day,
-                asset_selection=[key for key in _ASSETS_BY_FEED[feed].keys],
+                asset_selection=sorted(_ASSETS_BY_FEED[feed].keys),
                 tags={"goldentime/feed": feed},
             )
         )
