@@ -59,7 +59,6 @@ def test_a_failed_check_is_reported_as_an_error(resources, landing, tmp_path, mo
     con.close()
     # Reload with the loader's own dedupe turned off, to prove the check does its job.
     monkeypatch.setattr("goldentime.ingest.loading.rank_copies", _rank_without_history)
-    monkeypatch.setattr("goldentime.ingest.events.rank_copies", _rank_without_history)
 
     result = dg.materialize([raw_segment_calls], partition_key=DAY.isoformat(), resources=resources, raise_on_error=False)
 
@@ -69,10 +68,12 @@ def test_a_failed_check_is_reported_as_an_error(resources, landing, tmp_path, mo
     assert evaluation.severity == dg.AssetCheckSeverity.ERROR
 
 
-def _rank_without_history(con, *, staged, ranked, key, kept_in, landing_date):
-    con.execute(f"""create or replace temp table {ranked} as
-        select *, $day as kept_landing_date, source_file as kept_source_file, line_no as kept_line_no, true as is_kept
-        from {staged} where reason is null""", {"day": landing_date})
+def _rank_without_history(con, feed):
+    con.execute("create or replace temp table batch_days as select distinct landing_date from staged_rows")
+    con.execute("""create or replace temp table ranked_rows as
+        select row_index, message_id, landing_date as kept_landing_date, source_file as kept_source_file,
+               line_no as kept_line_no, true as is_kept
+        from staged_rows where reason is null""")
 
 
 def test_sensor_requests_each_new_or_changed_landing_day_once(landing):

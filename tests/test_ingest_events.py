@@ -189,10 +189,10 @@ def test_a_failure_mid_load_leaves_the_warehouse_as_it_was(warehouse, landing, m
     load(warehouse, landing)
     landing.events(DAY, "a", [track("m3")])
 
-    def broken(con, day, started_at):
+    def broken(*args):
         raise loading.ReconciliationError("simulated")
 
-    monkeypatch.setattr("goldentime.ingest.events.reconcile_and_log", broken)
+    monkeypatch.setattr("goldentime.ingest.loading.reconcile_and_log", broken)
     with pytest.raises(loading.ReconciliationError):
         load(warehouse, landing)
     assert rows(warehouse, "select message_id from raw.events order by 1") == [("m1",), ("m2",)]
@@ -200,10 +200,9 @@ def test_a_failure_mid_load_leaves_the_warehouse_as_it_was(warehouse, landing, m
 
 
 def test_counts_that_do_not_reconcile_are_refused():
-    file = loading.FileLoad(source_file="f", file_bytes=1, lines_read=3, loaded=1, duplicates=0, quarantined=1)
-    day = loading.DayLoad(feed="events", landing_date=DAY, run_id="r", files=[file])
+    file = loading.FileLoad(source_file="f", file_bytes=1, landing_date=DAY, lines_read=3, loaded=1, quarantined=1)
     with pytest.raises(loading.ReconciliationError, match="read 3 != loaded 1"):
-        loading.reconcile_and_log(None, day, loading.utc_now())
+        loading.reconcile_and_log(None, "events", [file], "r", loading.utc_now())
 
 
 def test_gzip_member_concatenation_is_read_whole(warehouse, landing):

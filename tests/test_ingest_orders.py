@@ -79,3 +79,10 @@ def test_a_status_change_is_a_new_version_not_a_duplicate(warehouse, landing):
     assert warehouse.execute("select status, landing_date from raw.orders order by landing_date").fetchall() == [
         ("completed", DAY), ("refunded", date(2026, 1, 9))]
     assert warehouse.execute("select duplicate_key, kept_line_no from raw.duplicates").fetchall() == [("o1:refunded", 2)]  # line 1 is the header
+
+
+def test_an_empty_orders_file_is_reported(warehouse, landing):
+    landing.orders(DAY, "orders", "")
+    day = load(warehouse, landing)
+    assert day.total("lines_read") == 0
+    assert any("empty file" in p for p in day.problems)

@@ -13,24 +13,13 @@ received). Models take the latest version of each order.
 from __future__ import annotations
 
 import csv
-import time
 from datetime import date, timedelta
 
 import duckdb
 import pyarrow as pa
 
 from goldentime.ingest.landing import LandingFile
-from goldentime.ingest.loading import (
-    DayLoad,
-    delete_landing_day,
-    fill_counts,
-    new_run_id,
-    rank_copies,
-    read_day,
-    reconcile_and_log,
-    utc_now,
-)
-from goldentime.ingest.schema import ensure_raw_schema
+from goldentime.ingest.loading import DayLoad, Feed, load_files
 
 REQUIRED_COLUMNS = ("order_id", "user_id", "ordered_at", "status", "revenue")
 OPTIONAL_COLUMNS = ("currency", "item_count")
@@ -60,7 +49,9 @@ ORDER_VERSION_SQL = "order_id || ':' || status"
 
 def _split_csv(lines: pa.Table, loads) -> pa.Table:
     """Parse each file's lines with its own header into one row per data line (all text)."""
-    columns: dict[str, list] = {name: [] for name in ("line_no", "source_file", "file_order", "line", "utf8_ok", "fault", *_FIELDS)}
+    columns: dict[str, list] = {
+        name: [] for name in ("row_index", "line_no", "source_file", "file_order", "landing_date", "line", "utf8_ok", "fault", *_FIELDS)
+    }
     by_file = {load.source_file: load for load in loads}
     for source_file, rows in _group_by_file(lines):
         header_line = rows[0]
@@ -81,14 +72,15 @@ def _split_csv(lines: pa.Table, loads) -> pa.Table:
                 fault = "wrong_schema"
             elif row["utf8_ok"] and row["line"].strip() and len(values) != len(header):
                 fault = "wrong_column_count"
-            for key in ("line_no", "source_file", "file_order", "line", "utf8_ok"):
+            for key in ("row_index", "line_no", "source_file", "file_order", "landing_date", "line", "utf8_ok"):
                 columns[key].append(row[key])
             columns["fault"].append(fault)
             for name in _FIELDS:
                 position = positions.get(name)
                 value = values[position].strip() if position is not None and position < len(values) else None
                 columns[name].append(value or None)
-    return pa.table(columns)
+    types = {"row_index": pa.int64(), "line_no": pa.int64(), "file_order": pa.int32(), "landing_date": pa.date32(), "utf8_ok": pa.bool_()}
+    return pa.table({name: pa.array(values, types.get(name, pa.large_string())) for name, values in columns.items()})
 
 
 def _group_by_file(lines: pa.Table):
@@ -104,8 +96,8 @@ def _group_by_file(lines: pa.Table):
         yield current, group
 
 
-_PARSE_SQL = f"""
-create or replace temp table staged_orders as
+_STAGE_SQL = f"""
+create or replace temp table staged_rows as
 with typed as (
     select *,
         try_cast(ordered_at as timestamptz) at time zone 'UTC' as ordered_at_utc,
@@ -126,7 +118,7 @@ select *,
         when lower(status) not in {ORDER_STATUSES} or status is null then 'unknown_status'
         when revenue_amount is null or revenue_amount < 0 then 'invalid_revenue'
         when item_count is not null and (item_count_int is null or item_count_int < 0) then 'invalid_item_count'
-        when ordered_at_utc > $future_limit then 'timestamp_in_future'
+        when ordered_at_utc > landing_date + interval 1 day + $tolerance then 'timestamp_in_future'
         when ordered_at_utc < timestamp '2000-01-01' then 'timestamp_out_of_range'
     end as reason,
     case
@@ -140,77 +132,51 @@ from typed
 """
 
 
-def load_orders_day(
+
+def _stage(con: duckdb.DuckDBPyConnection, lines: pa.Table, loads, params: dict) -> None:
+    con.register("order_lines", _split_csv(lines, loads))
+    try:
+        con.execute(_STAGE_SQL, {"tolerance": params["tolerance"]})
+    finally:
+        con.unregister("order_lines")
+
+
+def _insert(con: duckdb.DuckDBPyConnection, params: dict) -> None:
+    con.execute(
+        """
+        insert into raw.orders
+        select s.order_id, s.user_id, s.ordered_at_utc, lower(s.status), upper(s.currency), s.revenue_amount,
+               s.item_count_int, s.line, s.landing_date, s.source_file, s.line_no, $loaded_at, $run_id
+        from ranked_rows r join staged_rows s using (row_index) where r.is_kept
+        """,
+        {"loaded_at": params["loaded_at"], "run_id": params["run_id"]},
+    )
+
+
+ORDERS_FEED = Feed(
+    name="orders",
+    tables=("raw.orders",),
+    key="order_version",
+    kept_key_sql=ORDER_VERSION_SQL,
+    time_column="ordered_at_utc",
+    stage=_stage,
+    insert=_insert,
+    table_of_row_sql="'raw.orders'",
+)
+
+
+def load_orders(
     con: duckdb.DuckDBPyConnection,
-    landing_date: date,
     files: list[LandingFile],
     *,
     run_id: str | None = None,
     future_tolerance: timedelta = timedelta(days=1),
-) -> DayLoad:
-    """Replace landing day `landing_date` of the orders feed with the content of `files` (atomic)."""
-    started = time.perf_counter()
-    started_at = utc_now()
-    day = DayLoad(feed="orders", landing_date=landing_date, run_id=run_id or new_run_id())
-    ensure_raw_schema(con)
-    con.execute("set TimeZone = 'UTC'")
-    lines, day.files = read_day(files)
-    if lines is None or lines.num_rows == 0:
-        day.seconds = time.perf_counter() - started
-        return day
-    con.register("order_lines", _split_csv(lines, day.files))
-    try:
-        con.execute(_PARSE_SQL, {"future_limit": landing_date + timedelta(days=1) + future_tolerance})
-        rank_copies(con, staged="staged_orders", ranked="ranked_orders", key="order_version",
-                    kept_in=["raw.orders"], landing_date=landing_date, kept_key_sql=ORDER_VERSION_SQL)
-        fill_counts(con, day.files, staged="staged_orders", ranked="ranked_orders")
-        params = {"day": landing_date, "run_id": day.run_id, "loaded_at": started_at}
-        con.execute("begin transaction")
-        try:
-            delete_landing_day(con, "orders", ["raw.orders"], landing_date)
-            con.execute(
-                """
-                insert into raw.orders
-                select order_id, user_id, ordered_at_utc, lower(status), upper(currency), revenue_amount,
-                       item_count_int, line, $day, source_file, line_no, $loaded_at, $run_id
-                from ranked_orders where is_kept order by ordered_at_utc
-                """,
-                params,
-            )
-            con.execute(
-                """
-                insert into raw.quarantine
-                select 'orders', $day, source_file, line_no, reason, detail, line, $loaded_at, $run_id
-                from staged_orders where reason is not null
-                """,
-                params,
-            )
-            con.execute(
-                """
-                insert into raw.duplicates
-                select 'orders', $day, source_file, line_no, order_version, kept_landing_date, kept_source_file,
-                       kept_line_no, line, $loaded_at, $run_id
-                from ranked_orders where not is_kept
-                """,
-                params,
-            )
-            reconcile_and_log(con, day, started_at)
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
-        for reason, count in con.execute(
-            "select reason, count(*) from staged_orders where reason is not null group by reason"
-        ).fetchall():
-            day.quarantined_by_reason[reason] = count
-        day.loaded_by_table = {"raw.orders": day.total("loaded")}
-        day.late_rows = con.execute(
-            "select count(*) from ranked_orders where is_kept and cast(ordered_at_utc as date) < $day",
-            {"day": landing_date},
-        ).fetchall()[0][0]
-    finally:
-        con.unregister("order_lines")
-        con.execute("drop table if exists staged_orders")
-        con.execute("drop table if exists ranked_orders")
-    day.seconds = time.perf_counter() - started
-    return day
+) -> list[DayLoad]:
+    """Replace the landing days of `files` in raw.orders (atomic per pass)."""
+    return load_files(con, ORDERS_FEED, files, run_id=run_id, future_tolerance=future_tolerance)
+
+
+def load_orders_day(con: duckdb.DuckDBPyConnection, landing_date: date, files: list[LandingFile], **options) -> DayLoad:
+    """Load one landing day; with no files the day is left as it is."""
+    loads = load_orders(con, [f for f in files if f.day == landing_date], **options)
+    return loads[0] if loads else DayLoad(feed="orders", landing_date=landing_date, run_id=options.get("run_id") or "")

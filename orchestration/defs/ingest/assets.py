@@ -12,10 +12,10 @@ from datetime import date
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from goldentime.ingest.events import load_events_day
+from goldentime.ingest.events import load_events
 from goldentime.ingest.landing import landing_files
 from goldentime.ingest.loading import DayLoad
-from goldentime.ingest.orders import load_orders_day
+from goldentime.ingest.orders import load_orders
 from orchestration.defs.ingest.partitions import landing_days
 from orchestration.defs.quality.raw_checks import check_specs_for, run_raw_checks
 from orchestration.metadata import markdown_table
@@ -56,7 +56,7 @@ _COMMON = dict(
 def raw_segment_calls(context: dg.AssetExecutionContext, warehouse: DuckDBResource, landing: LandingZone):
     """Load the events feed of the landing days in this run."""
     days = _days(context)
-    loads = _load(context, warehouse, landing, "events", days, load_events_day)
+    loads = _load(context, warehouse, landing, "events", days, load_events)
     yield dg.MaterializeResult(asset_key=EVENTS_KEY, metadata=_metadata(warehouse, loads, "raw.events", "events"))
     yield dg.MaterializeResult(
         asset_key=IDENTIFIES_KEY, metadata=_metadata(warehouse, loads, "raw.identifies", None)
@@ -80,7 +80,7 @@ def raw_segment_calls(context: dg.AssetExecutionContext, warehouse: DuckDBResour
 def raw_orders(context: dg.AssetExecutionContext, warehouse: DuckDBResource, landing: LandingZone):
     """Load the orders feed of the landing days in this run."""
     days = _days(context)
-    loads = _load(context, warehouse, landing, "orders", days, load_orders_day)
+    loads = _load(context, warehouse, landing, "orders", days, load_orders)
     yield dg.MaterializeResult(asset_key=ORDERS_KEY, metadata=_metadata(warehouse, loads, "raw.orders", "orders"))
     yield from run_raw_checks(warehouse, "orders", ORDERS_KEY, days)
 
@@ -100,23 +100,24 @@ def _days(context: dg.AssetExecutionContext) -> list[date]:
 def _load(
     context: dg.AssetExecutionContext, warehouse: DuckDBResource, landing: LandingZone, feed: str, days: list[date], loader
 ) -> list[DayLoad]:
-    run_id = context.run.run_id
-    loads = []
+    files = [f for day in days for f in landing_files(landing.url, feed, day)]
+    empty_days = sorted(set(days) - {f.day for f in files})
+    if empty_days:
+        context.log.warning(
+            f"{feed}: no files for {len(empty_days)} landing day(s) ({empty_days[0]} … {empty_days[-1]}); "
+            "rows already loaded for those days are kept as they are"
+        )
     with warehouse.get_connection() as con:
-        for day in days:
-            files = landing_files(landing.url, feed, day)
-            if not files:
-                context.log.warning(f"{feed} {day}: no files in the landing zone; existing rows kept as they are")
-            load = loader(con, day, files, run_id=run_id)
-            for problem in load.problems:
-                context.log.warning(f"{feed} {day}: {problem}")
-            context.log.info(
-                f"{feed} {day}: read {load.total('lines_read')} lines from {len(load.files)} file(s): "
-                f"loaded {load.total('loaded')}, duplicates {load.total('duplicates')}, "
-                f"quarantined {load.total('quarantined')} in {load.seconds:.2f}s"
-            )
-            loads.append(load)
-    return loads
+        loads = loader(con, files, run_id=context.run.run_id)
+    for load in loads:
+        for problem in load.problems:
+            context.log.warning(f"{feed} {load.landing_date}: {problem}")
+    context.log.info(
+        f"{feed}: read {sum(l.total('lines_read') for l in loads):,} lines from {len(files)} file(s) in "
+        f"{sum(l.seconds for l in loads):.2f}s: loaded {sum(l.total('loaded') for l in loads):,}, "
+        f"duplicates {sum(l.total('duplicates') for l in loads):,}, quarantined {sum(l.total('quarantined') for l in loads):,}"
+    )
+    return loads or [DayLoad(feed=feed, landing_date=day, run_id=context.run.run_id) for day in days]
 
 
 def _metadata(warehouse: DuckDBResource, loads: list[DayLoad], table: str, feed: "str | None") -> dict:
