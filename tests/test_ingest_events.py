@@ -211,3 +211,19 @@ def test_gzip_member_concatenation_is_read_whole(warehouse, landing):
                      + gzip.compress(b'{"type":"track","messageId":"b","event":"E","userId":"u","timestamp":"2026-01-02T00:00:00Z"}\n'))
     day = load(warehouse, landing)
     assert day.total("loaded") == 2 and day.problems == []
+
+
+def test_any_fsspec_url_works_as_landing_zone(warehouse):
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    root = "memory://landing-test"
+    fs.pipe(f"{root}/events/date=2026-01-02/a.jsonl", b'{"type":"track","messageId":"m1","event":"E","userId":"u","timestamp":"2026-01-02T00:00:00Z"}\n')
+    fs.pipe(f"{root}/events/date=2026-01-02/b.jsonl.gz", gzip.compress(b'{"type":"page","messageId":"m2","userId":"u","timestamp":"2026-01-02T00:00:00Z"}\n'))
+    try:
+        files = landing_files(root, "events")
+        assert [f.name for f in files] == ["a.jsonl", "b.jsonl.gz"]
+        day = load_events_day(warehouse, DAY, files)
+        assert day.total("loaded") == 2
+    finally:
+        fs.rm(root, recursive=True)
