@@ -17,6 +17,7 @@ from . import catalog as C
 DAY = 86_400.0
 HOUR = 3_600.0
 MIN_SESSION_GAP = 40 * 60.0  # seconds of silence between two sessions of one person (> 30 min)
+EV_CHUNK = 1 << 20  # events per chunk of the event-level stages (keeps temporaries small)
 
 # session kinds
 S_FIRST, S_BROWSE, S_RESEARCH, S_PURCHASE, S_MESSAGE = range(5)
@@ -120,7 +121,9 @@ class Simulation:
     members: int
     buyers: int
     sessions: int
-    ev: dict[str, np.ndarray]  # event columns, in landing order
+    ev: dict[str, np.ndarray]  # event columns, in generation order
+    landing_order: np.ndarray  # permutation: landing (receivedAt) order -> row of ev
+    landing_day: np.ndarray  # landing day index of each event, in landing order
     orders: dict[str, np.ndarray]  # one row per order (completed + cancelled)
     order_items: dict[str, np.ndarray]  # flat items of completed orders
     refunds: dict[str, np.ndarray]
@@ -130,6 +133,15 @@ class Simulation:
     catalog: C.Catalog
     seed: int
     stats: dict[str, int] = field(default_factory=dict)
+
+    def rows(self, lo: int, hi: int) -> dict[str, np.ndarray]:
+        """Event columns of landing-order rows lo..hi."""
+        idx = self.landing_order[lo:hi]
+        return {k: v[idx] for k, v in self.ev.items()}
+
+    def sorted_col(self, key: str) -> np.ndarray:
+        """One event column in landing order."""
+        return self.ev[key][self.landing_order]
 
 
 # ---------------------------------------------------------------------------------------
@@ -187,6 +199,11 @@ def _pick_sub(rng: np.random.Generator, groups: np.ndarray) -> np.ndarray:
         w = np.array([C.SUBCHANNELS[i][4] for i in subs], dtype=float)
         out[m] = np.array(subs, dtype=np.int8)[rng.choice(len(subs), len(m), p=w / w.sum())]
     return out
+
+
+def _phone(i: np.ndarray, offset: int) -> np.ndarray:
+    """Distinct 8-digit numbers 2000_0000..9999_9999 for distinct i < 8e7 (7919 is coprime)."""
+    return (i.astype(np.int64) * 7_919 + offset) % (8 * 10**7) + 2 * 10**7
 
 
 def _sample_in_category(rng, cat: C.Catalog, cats: np.ndarray) -> np.ndarray:
@@ -590,108 +607,128 @@ def simulate(customers: int, start: date, days: int, seed: int, late_rate: float
             s_camp[m] = codes[rng.integers(0, len(names), len(m))]
 
     # ------------------------------------------------------------------ expand to events
+    # Every session becomes a fixed sequence of blocks; events are generated in chunks of
+    # whole sessions so that temporaries stay small (no page-fault storm at 10M events).
     sizes = np.stack([np.ones(S, np.int64), promo_page + 3 * s_signup, b2.astype(np.int64),
                       2 * n_search, 2 * n_pv - lpp, n_add + (n_add > 0), 2 * co,
                       2 * is_pur], axis=1).astype(np.int64)
-    cum = np.cumsum(sizes, axis=1)
-    cum_ext = np.hstack([np.zeros((S, 1), np.int64), cum])
-    n_ev = cum[:, -1]
+    cum_ext = np.hstack([np.zeros((S, 1), np.int64), np.cumsum(sizes, axis=1)])
+    n_ev = cum_ext[:, -1]
     E = int(n_ev.sum())
-    s_first = np.r_[0, np.cumsum(n_ev)[:-1]]
-    es = np.repeat(np.arange(S), n_ev)
-    pos = np.arange(E) - s_first[es]
-    blk = np.zeros(E, np.int8)
-    for k in range(1, 8):
-        blk += pos >= cum_ext[es, k]
-    sub_ = pos - cum_ext[es, blk]
-    kind = np.full(E, K_PAGE, np.int8)
-    gapc = np.zeros(E, np.int8)
-    page_key = np.full(E, -1, np.int64)
-    product = np.full(E, -1, np.int64)
-    qty = np.zeros(E, np.int64)
-    query = np.full(E, -1, np.int64)
-    # block 0: landing page
-    b = blk == 0
-    page_key[b] = landing_key[es[b]]
-    # block 1: promo/signup page, identify, alias, signed up
-    b = np.flatnonzero(blk == 1)
-    sp = sub_[b] - promo_page[es[b]]
-    kk = np.select([sp < 0, sp == 0, sp == 1], [K_PAGE, K_IDENTIFY, K_ALIAS], K_SIGNED_UP)
-    kind[b] = kk
-    gapc[b] = np.select([sp < 0, sp == 0], [11, 4], 5)
-    page_key[b[sp < 0]] = promo_key[es[b[sp < 0]]]
-    # block 2: login / re-identify
-    b = blk == 2
-    kind[b] = K_IDENTIFY
-    gapc[b] = 6
-    # block 3: search track + search results page
-    b = np.flatnonzero(blk == 3)
-    fc = focus[es[b]]
-    q = cat.cat_first_query[fc] + rng.integers(0, 1 << 30, len(b)) % cat.cat_n_queries[fc]
-    odd = (sub_[b] % 2) == 1
-    q[odd] = q[np.maximum(np.flatnonzero(odd) - 1, 0)]  # the page shows the query just typed
-    query[b] = q
-    kind[b] = np.where(odd, K_PAGE, K_SEARCH)
-    gapc[b] = np.where(odd, 2, 3)
-    page_key[b[odd]] = cat.p_search0 + q[odd]
-    # block 4: product page + Product Viewed
-    b = np.flatnonzero(blk == 4)
-    s2 = sub_[b] + lpp[es[b]]
-    j = s2 // 2
-    prod = vw_prod[view_off[es[b]] + j]
-    ev_page = (s2 % 2) == 0
-    product[b] = prod
-    kind[b] = np.where(ev_page, K_PAGE, K_PV)
-    gapc[b] = np.where(ev_page, 1, 2)
-    page_key[b[ev_page]] = cat.p_product0 + prod[ev_page]
-    # block 5: Product Added x n, cart page
-    b = np.flatnonzero(blk == 5)
-    isadd = sub_[b] < n_add[es[b]]
-    ba = b[isadd]
-    it = item_off[es[ba]] + sub_[ba]
-    product[ba] = it_prod[it]
-    qty[ba] = it_qty[it]
-    kind[ba] = K_ADD
-    gapc[ba] = 7
-    gapc[b[~isadd]] = 8
-    page_key[b[~isadd]] = cat.p_cart
-    # block 6: checkout page + Checkout Started
-    b = np.flatnonzero(blk == 6)
-    first = sub_[b] == 0
-    page_key[b[first]] = cat.p_checkout
-    gapc[b[first]] = 9
-    kind[b[~first]] = K_CHECKOUT
-    gapc[b[~first]] = 2
-    # block 7: Order Completed + order complete page
-    b = np.flatnonzero(blk == 7)
-    first = sub_[b] == 0
-    kind[b[first]] = K_ORDER
-    gapc[b[first]] = 10
-    page_key[b[~first]] = cat.p_order_complete
-    gapc[b[~first]] = 2
-    # identity per event
+    s_first = np.r_[0, np.cumsum(n_ev)[:-1]].astype(np.int64)
     from_pos = np.where(s_full, 0, np.where(s_signup, cum_ext[:, 1] + promo_page,
                                             np.where(s_login, cum_ext[:, 2], 1 << 30)))
-    ident = pos >= from_pos[es]
-    # current page (forward fill) and referrers
-    is_page = kind == K_PAGE
-    last_page = np.maximum.accumulate(np.where(is_page, np.arange(E), 0))
-    prev_page = np.r_[0, last_page[:-1]]
-    is_landing_ev = pos == 0
-    ref_of_page = np.where(is_landing_ev, cat.ref_external0 + s_sub[es].astype(np.int64), page_key[prev_page])
-    cur_page = page_key[last_page]
-    ref_key = ref_of_page[last_page]
-    on_landing = last_page == s_first[es]
-    # time offsets inside sessions
-    rng = r_time
+    ref_landing = cat.ref_external0 + s_sub.astype(np.int64)
+    sess_order = np.full(S, -1, np.int64)
+    sess_order[pur_idx] = np.arange(len(pur_idx))
     med = np.array([0.0, 25, 0.6, 9, 45, 0.25, 12, 30, 1.5, 18, 75, 20])
     sig = np.array([0.0, 0.9, 0.4, 0.6, 0.5, 0.3, 0.6, 0.8, 0.4, 0.6, 0.5, 0.8])
-    gap = np.minimum(med[gapc] * np.exp(sig[gapc] * rng.standard_normal(E)), 900.0)
-    gap[s_first] = 0.0
-    cs = np.cumsum(gap)
-    off = cs - cs[s_first][es]
-    dur = off[np.r_[s_first[1:], E] - 1] if E else np.zeros(S)
+    cuts = np.unique(np.r_[0, np.searchsorted(s_first, np.arange(EV_CHUNK, E, EV_CHUNK)), S])
+    parts: dict[str, list] = {k: [] for k in ("kind", "page", "ref", "campaign", "product", "qty",
+                                                "query", "ident", "off", "signup_ident")}
+    dur = np.zeros(S)
+    for s0, s1 in zip(cuts[:-1], cuts[1:]):
+        e0 = int(s_first[s0])
+        ne = n_ev[s0:s1]
+        En = int(ne.sum())
+        es = np.repeat(np.arange(s0, s1), ne)
+        first_l = s_first[s0:s1] - e0  # local index of each session's first event
+        pos = np.arange(En) - first_l[es - s0]
+        ce = cum_ext[es]
+        blk = np.zeros(En, np.int8)
+        for k in range(1, 8):
+            blk += pos >= ce[:, k]
+        sub_ = pos - ce[np.arange(En), blk]
+        kind = np.full(En, K_PAGE, np.int8)
+        gapc = np.zeros(En, np.int8)
+        page_key = np.full(En, -1, np.int64)
+        product = np.full(En, -1, np.int32)
+        qty = np.zeros(En, np.int16)
+        query = np.full(En, -1, np.int32)
+        # block 0: landing page
+        b = blk == 0
+        page_key[b] = landing_key[es[b]]
+        # block 1: promo/signup page, identify, alias, signed up
+        b = np.flatnonzero(blk == 1)
+        sp = sub_[b] - promo_page[es[b]]
+        kind[b] = np.select([sp < 0, sp == 0, sp == 1], [K_PAGE, K_IDENTIFY, K_ALIAS], K_SIGNED_UP)
+        gapc[b] = np.select([sp < 0, sp == 0], [11, 4], 5)
+        page_key[b[sp < 0]] = promo_key[es[b[sp < 0]]]
+        signup_ident = b[sp == 0] + e0
+        # block 2: login / re-identify
+        b = blk == 2
+        kind[b] = K_IDENTIFY
+        gapc[b] = 6
+        # block 3: search track + search results page
+        b = np.flatnonzero(blk == 3)
+        fc = focus[es[b]]
+        q = cat.cat_first_query[fc] + r_content.integers(0, 1 << 30, len(b)) % cat.cat_n_queries[fc]
+        odd = (sub_[b] % 2) == 1
+        q[odd] = q[np.maximum(np.flatnonzero(odd) - 1, 0)]  # the page shows the query just typed
+        query[b] = q
+        kind[b] = np.where(odd, K_PAGE, K_SEARCH)
+        gapc[b] = np.where(odd, 2, 3)
+        page_key[b[odd]] = cat.p_search0 + q[odd]
+        # block 4: product page + Product Viewed
+        b = np.flatnonzero(blk == 4)
+        s2 = sub_[b] + lpp[es[b]]
+        prod = vw_prod[view_off[es[b]] + s2 // 2]
+        ev_page = (s2 % 2) == 0
+        product[b] = prod
+        kind[b] = np.where(ev_page, K_PAGE, K_PV)
+        gapc[b] = np.where(ev_page, 1, 2)
+        page_key[b[ev_page]] = cat.p_product0 + prod[ev_page]
+        # block 5: Product Added x n, cart page
+        b = np.flatnonzero(blk == 5)
+        isadd = sub_[b] < n_add[es[b]]
+        ba = b[isadd]
+        it = item_off[es[ba]] + sub_[ba]
+        product[ba] = it_prod[it]
+        qty[ba] = it_qty[it]
+        kind[ba] = K_ADD
+        gapc[ba] = 7
+        gapc[b[~isadd]] = 8
+        page_key[b[~isadd]] = cat.p_cart
+        # block 6: checkout page + Checkout Started
+        b = np.flatnonzero(blk == 6)
+        first = sub_[b] == 0
+        page_key[b[first]] = cat.p_checkout
+        gapc[b[first]] = 9
+        kind[b[~first]] = K_CHECKOUT
+        gapc[b[~first]] = 2
+        # block 7: Order Completed + order complete page
+        b = np.flatnonzero(blk == 7)
+        first = sub_[b] == 0
+        kind[b[first]] = K_ORDER
+        gapc[b[first]] = 10
+        page_key[b[~first]] = cat.p_order_complete
+        gapc[b[~first]] = 2
+        # current page (forward fill inside the session) and its referrer
+        last_page = np.maximum.accumulate(np.where(kind == K_PAGE, np.arange(En), 0))
+        prev_page = np.r_[0, last_page[:-1]]
+        ref_of_page = np.where(pos == 0, ref_landing[es], page_key[prev_page])
+        on_landing = last_page == first_l[es - s0]
+        # time offsets inside sessions
+        gap = np.minimum(med[gapc] * np.exp(sig[gapc] * r_time.standard_normal(En)), 900.0)
+        gap[first_l] = 0.0
+        cs = np.cumsum(gap)
+        off = cs - cs[first_l][es - s0]
+        dur[s0:s1] = off[np.r_[first_l[1:], En] - 1]
+        parts["kind"].append(kind)
+        parts["page"].append(page_key[last_page].astype(np.int32))
+        parts["ref"].append(ref_of_page[last_page].astype(np.int32))
+        parts["campaign"].append(np.where(on_landing, s_camp[es], -1).astype(np.int32))
+        parts["product"].append(product)
+        parts["qty"].append(qty)
+        parts["query"].append(query)
+        parts["ident"].append(pos >= from_pos[es])
+        parts["off"].append(off)
+        parts["signup_ident"].append(signup_ident)
+    web = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in parts.items()}
+    del parts
+    es = np.repeat(np.arange(S, dtype=np.int32), n_ev)
     # keep sessions of one person apart (order is preserved)
+    rng = r_time
     start_t = s_t.copy()
     end_t = start_t + dur
     jitter = rng.random(S) * 1800.0
@@ -702,14 +739,10 @@ def simulate(customers: int, start: date, days: int, seed: int, late_rate: float
             break
         start_t[bad] = end_t[bad - 1] + MIN_SESSION_GAP + jitter[bad]
         end_t[bad] = start_t[bad] + dur[bad]
-    true_t = start_t[es] + off
-    # order index per purchase session
-    sess_order = np.full(S, -1, np.int64)
-    sess_order[pur_idx] = np.arange(len(pur_idx))
     # account creation time = the signup identify call
-    si = np.flatnonzero((kind == K_IDENTIFY) & (blk == 1))
+    si = web["signup_ident"].astype(np.int64)
     created_t = np.zeros(N)
-    created_t[s_person[es[si]]] = true_t[si]
+    created_t[s_person[es[si]]] = start_t[es[si]] + web["off"][si]
 
     # ------------------------------------------------------------------ message events
     rng = r_msg
@@ -731,7 +764,6 @@ def simulate(customers: int, start: date, days: int, seed: int, late_rate: float
 
     # ------------------------------------------------------------------ devices and clocks
     rng = r_clock
-    dev_gid = s_person[es] * 2 + s_dev[es]
     nd = 2 * N
     dt0 = rng.choice(3, N, p=np.array(P.device_type_p))
     dt1 = np.where(dt0 == 0, 1, np.where(rng.random(N) < 0.7, 0, 2))
@@ -745,69 +777,92 @@ def simulate(customers: int, start: date, days: int, seed: int, late_rate: float
                     [rng.uniform(2, 59, nd) * 60, rng.uniform(1, 12, nd) * HOUR],
                     rng.uniform(20, 30, nd) * HOUR)
     dev_skew = np.where(dev_skewed, np.where(rng.random(nd) < 0.5, -1, 1) * np.rint(mag), 0.0)
-    # web events
-    dtype_e = dev_type[dev_gid]
-    send = np.where(dtype_e == 1, np.minimum(rng.lognormal(np.log(1.5), 1.0, E), 60.0),
-                    np.minimum(rng.lognormal(np.log(0.25), 0.6, E), 10.0))
-    net = rng.uniform(0.02, 0.6, E)
-    has_sent = ~dev_nosent[dev_gid]
-    late = has_sent & (rng.random(E) < late_rate)
-    lag_days = rng.integers(1, 4, E)
-    late_recv = (np.floor(true_t / DAY) + lag_days) * DAY + rng.random(E) * (DAY - 1.0)
-    recv = np.where(late, late_recv, true_t + send + net)
-    sent = recv - net
-    skew = np.where(has_sent, dev_skew[dev_gid], 0.0)
-    ts = true_t + skew
-    sent = sent + skew
-    # message events (cloud source: no sentAt, no anonymousId)
-    m_recv = m_t + rng.uniform(0.5, 20.0, M)
+    change_ms = t0_ms + np.rint(np.where(np.isfinite(change_t), change_t, 1e12) * 1000.0).astype(np.int64)
 
     def ms(x):
         return t0_ms + np.rint(x * 1000.0).astype(np.int64)
 
     n_all = E + M
     ev = {
-        "kind": np.r_[kind, m_kind].astype(np.int8),
-        "person": np.r_[s_person[es], m_person].astype(np.int64),
-        "device": np.r_[dev_gid, np.full(M, -1)].astype(np.int64),
-        "ident": np.r_[ident, np.ones(M, bool)],
-        "true_ms": ms(np.r_[true_t, m_t]),
-        "ts_ms": ms(np.r_[ts, m_t]),
-        "sent_ms": np.r_[np.where(has_sent, ms(sent), -1), np.full(M, -1)].astype(np.int64),
-        "recv_ms": ms(np.r_[recv, m_recv]),
-        "kst": np.r_[dev_kst[dev_gid], np.zeros(M, bool)],
-        "page": np.r_[cur_page, np.full(M, -1)].astype(np.int64),
-        "ref": np.r_[ref_key, np.full(M, -1)].astype(np.int64),
-        "campaign": np.r_[np.where(on_landing, s_camp[es], -1), np.full(M, -1)].astype(np.int64),
-        "dev_type": np.r_[dtype_e, np.full(M, -1)].astype(np.int8),
-        "tz": np.r_[tz[s_person[es]], tz[m_person]].astype(np.int8),
-        "product": np.r_[product, np.full(M, -1)].astype(np.int64),
-        "qty": np.r_[qty, np.zeros(M, np.int64)].astype(np.int64),
-        "query": np.r_[query, np.full(M, -1)].astype(np.int64),
-        "order": np.r_[np.where(kind == K_ORDER, sess_order[es], -1), np.full(M, -1)].astype(np.int64),
-        "session": np.r_[es, np.full(M, -1)].astype(np.int64),
-        "msg_campaign": np.r_[np.full(E, -1), m_camp].astype(np.int64),
-        "late": np.r_[late, np.zeros(M, bool)],
-        "skewed": np.r_[skew != 0, np.zeros(M, bool)],
+        "kind": np.empty(n_all, np.int8), "person": np.empty(n_all, np.int32),
+        "device": np.empty(n_all, np.int32), "ident": np.empty(n_all, bool),
+        "true_ms": np.empty(n_all, np.int64), "ts_ms": np.empty(n_all, np.int64),
+        "sent_ms": np.empty(n_all, np.int64), "recv_ms": np.empty(n_all, np.int64),
+        "kst": np.empty(n_all, bool), "page": np.empty(n_all, np.int32),
+        "ref": np.empty(n_all, np.int32), "campaign": np.empty(n_all, np.int32),
+        "dev_type": np.empty(n_all, np.int8), "tz": np.empty(n_all, np.int8),
+        "product": np.empty(n_all, np.int32), "qty": np.empty(n_all, np.int16),
+        "query": np.empty(n_all, np.int32), "order": np.empty(n_all, np.int32),
+        "session": np.empty(n_all, np.int32), "msg_campaign": np.empty(n_all, np.int32),
+        "late": np.empty(n_all, bool), "skewed": np.empty(n_all, bool),
+        "traits_v1": np.empty(n_all, bool), "cart_value": np.empty(n_all, np.int64),
+        "cart_qty": np.empty(n_all, np.int32), "signup_promo": np.empty(n_all, bool),
     }
-    ev["traits_v1"] = (ev["true_ms"] > ms(np.where(np.isfinite(change_t), change_t, 1e12))[ev["person"]])
-    ev["cart_value"] = np.r_[np.where(kind == K_CHECKOUT, cart_value[es], 0), np.zeros(M, np.int64)]
-    ev["cart_qty"] = np.r_[np.where(kind == K_CHECKOUT, cart_qty[es], 0), np.zeros(M, np.int64)]
-    ev["signup_promo"] = np.r_[signup_via_promo[es], np.zeros(M, bool)]
-    ev["landing_day"] = (ev["recv_ms"] - t0_ms) // 86_400_000
-    order_lo = np.lexsort((np.arange(n_all), ev["recv_ms"], ev["landing_day"]))
-    ev = {k: v[order_lo] for k, v in ev.items()}
+    for k in ("kind", "page", "ref", "campaign", "product", "qty", "query", "ident"):
+        ev[k][:E] = web[k]
+    for e0 in range(0, E, EV_CHUNK):
+        e1 = min(E, e0 + EV_CHUNK)
+        sl = slice(e0, e1)
+        n = e1 - e0
+        s = es[sl]
+        p = s_person[s]
+        dev = p * 2 + s_dev[s]
+        true_t = start_t[s] + web["off"][sl]
+        dtype_e = dev_type[dev]
+        send = np.where(dtype_e == 1, np.minimum(rng.lognormal(np.log(1.5), 1.0, n), 60.0),
+                        np.minimum(rng.lognormal(np.log(0.25), 0.6, n), 10.0))
+        net = rng.uniform(0.02, 0.6, n)
+        has_sent = ~dev_nosent[dev]
+        late = has_sent & (rng.random(n) < late_rate)
+        lag_days = rng.integers(1, 4, n)
+        late_recv = (np.floor(true_t / DAY) + lag_days) * DAY + rng.random(n) * (DAY - 1.0)
+        recv = np.where(late, late_recv, true_t + send + net)
+        skew = np.where(has_sent, dev_skew[dev], 0.0)
+        kind = web["kind"][sl]
+        ev["person"][sl] = p
+        ev["device"][sl] = dev
+        t_ms = ms(true_t)
+        ev["true_ms"][sl] = t_ms
+        ev["ts_ms"][sl] = ms(true_t + skew)
+        ev["sent_ms"][sl] = np.where(has_sent, ms(recv - net + skew), -1)
+        ev["recv_ms"][sl] = ms(recv)
+        ev["kst"][sl] = dev_kst[dev]
+        ev["dev_type"][sl] = dtype_e
+        ev["tz"][sl] = tz[p]
+        ev["order"][sl] = np.where(kind == K_ORDER, sess_order[s], -1)
+        ev["session"][sl] = s
+        ev["msg_campaign"][sl] = -1
+        ev["late"][sl] = late
+        ev["skewed"][sl] = skew != 0
+        ev["traits_v1"][sl] = t_ms > change_ms[p]
+        ev["cart_value"][sl] = np.where(kind == K_CHECKOUT, cart_value[s], 0)
+        ev["cart_qty"][sl] = np.where(kind == K_CHECKOUT, cart_qty[s], 0)
+        ev["signup_promo"][sl] = signup_via_promo[s]
+    # message events (cloud source: no sentAt, no anonymousId, no context)
+    m = slice(E, n_all)
+    m_ms = ms(m_t)
+    for k, v in (("kind", m_kind), ("person", m_person), ("device", -1), ("ident", True),
+                 ("true_ms", m_ms), ("ts_ms", m_ms), ("sent_ms", -1),
+                 ("recv_ms", ms(m_t + rng.uniform(0.5, 20.0, M))), ("kst", False), ("page", -1),
+                 ("ref", -1), ("campaign", -1), ("dev_type", -1), ("tz", tz[m_person]),
+                 ("product", -1), ("qty", 0), ("query", -1), ("order", -1), ("session", -1),
+                 ("msg_campaign", m_camp), ("late", False), ("skewed", False),
+                 ("traits_v1", False), ("cart_value", 0), ("cart_qty", 0), ("signup_promo", False)):
+        ev[k][m] = v
+    landing_order = np.argsort(ev["recv_ms"], kind="stable")  # landing day is monotone in recv_ms
+    landing_day = (ev["recv_ms"][landing_order] - t0_ms) // 86_400_000
 
     # ------------------------------------------------------------------ orders
     rng = r_orders
+    kind = web["kind"]
     oe = np.flatnonzero(kind == K_ORDER)
     o_sess = es[oe]
     n_completed = len(pur_idx)
     comp_t = np.zeros(n_completed)
-    comp_t[sess_order[o_sess]] = true_t[oe]
-    ce = np.flatnonzero((kind == K_CHECKOUT) & ident & ~is_pur[es])
+    comp_t[sess_order[o_sess]] = start_t[o_sess] + web["off"][oe]
+    ce = np.flatnonzero((kind == K_CHECKOUT) & web["ident"] & ~is_pur[es])
     ce = ce[rng.random(len(ce)) < P.cancel_p]
-    canc_t = true_t[ce] + rng.uniform(30.0, 300.0, len(ce))
+    canc_t = start_t[es[ce]] + web["off"][ce] + rng.uniform(30.0, 300.0, len(ce))
     o_t = np.r_[comp_t, canc_t]
     o_status = np.r_[np.zeros(n_completed, np.int8), np.full(len(ce), 1, np.int8)]  # 0 completed, 1 cancelled
     o_person = np.r_[s_person[pur_idx], s_person[es[ce]]]
@@ -848,9 +903,10 @@ def simulate(customers: int, start: date, days: int, seed: int, late_rate: float
         "email_style": np.stack([style0, np.where(change_kind == 3, style1, style0)]),
         "email_num": np.stack([perm, np.where(change_kind == 3, perm + N, perm)]),
         "email_messy": rng.random(N) < 0.05,
-        "phone_num": np.stack([(np.arange(N) * 7_919 + off_p) % 10**8,
-                               np.where(change_kind == 2, ((np.arange(N) + N) * 7_919 + off_p) % 10**8,
-                                        (np.arange(N) * 7_919 + off_p) % 10**8)]),
+        # 010-XXXX-YYYY with XXXX in 2000..9999, unique per person (and per changed number)
+        "phone_num": np.stack([_phone(np.arange(N), off_p),
+                               np.where(change_kind == 2, _phone(np.arange(N) + N, off_p),
+                                        _phone(np.arange(N), off_p))]),
         "phone_fmt": np.stack([rng.choice(5, N, p=[0.5, 0.25, 0.1, 0.08, 0.07])] * 2),
         "consent": np.stack([consent0, consent1]),
         "signup_ms": np.where(is_member, t0_ms + np.floor(created_t * 1000), 0).astype(np.int64),
@@ -874,7 +930,8 @@ def simulate(customers: int, start: date, days: int, seed: int, late_rate: float
     }
     return Simulation(
         start=start, days=days, t0_ms=t0_ms, customers=N, members=int(is_member.sum()),
-        buyers=int(is_buyer.sum()), sessions=S, ev=ev, orders=orders, order_items=order_items,
+        buyers=int(is_buyer.sum()), sessions=S, ev=ev, landing_order=landing_order,
+        landing_day=landing_day, orders=orders, order_items=order_items,
         refunds=refunds, people=people,
         msg_campaigns={"id": mc_id, "name": mc_name, "channel": [C.MSG_CHANNELS[c] for c in mc_chan]},
         utm_campaigns=utm, catalog=cat, seed=seed, stats=stats,
