@@ -47,7 +47,7 @@ def generate(
 
 @app.command()
 def demo(
-    customers: int = typer.Option(3000, help="Simulated people when sample data has to be generated."),
+    customers: int = typer.Option(10_000, help="Simulated people when sample data has to be generated."),
     days: int = typer.Option(60, help="Simulated days when sample data has to be generated."),
     fresh: bool = typer.Option(False, help="Regenerate the sample data and rebuild the warehouse from scratch."),
 ) -> None:
