@@ -71,8 +71,14 @@ def demo(
         env[settings.PARTITIONS_START_ENV] = all_days[0].isoformat()
     partition_range = f"{all_days[0].isoformat()}...{all_days[-1].isoformat()}"
     typer.echo(f"materialising {INGEST_SELECTION} for landing days {partition_range} …")
-    _materialize(INGEST_SELECTION, env, partition_range=partition_range, log_name="demo-ingest")
-    _print_ingest_summary(time.perf_counter() - started)
+    _dagster(["asset", "materialize", "--select", INGEST_SELECTION, "--partition-range", partition_range],
+             env, log_name="demo-ingest", what=f"ingestion of {partition_range}")
+    typer.echo("building the dbt models (transform_job: dbt build, every test an asset check) …")
+    _dagster(["job", "execute", "-j", "transform_job"], env, log_name="demo-transform", what="dbt build")
+    _print_ingest_summary()
+    _print_model_summary()
+    typer.echo(f"\ndone in {time.perf_counter() - started:.0f}s; warehouse {settings.warehouse_path()}; "
+               f"logs in {settings.data_dir() / 'logs'}; browse it all with `make dev`")
 
 
 @app.command()
@@ -94,24 +100,21 @@ def _fail(message: str) -> int:
     return 1
 
 
-def _materialize(selection: str, env: dict, *, partition_range: str | None = None, log_name: str) -> None:
-    """Run `dagster asset materialize` as a user would, keeping its log in data/logs."""
+def _dagster(arguments: list[str], env: dict, *, log_name: str, what: str) -> None:
+    """Run a `dagster` command on this code location as a user would, keeping its log in data/logs."""
     log_dir = settings.data_dir() / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{log_name}.log"
-    command = [_bin("dagster"), "asset", "materialize", "-m", "orchestration.definitions",
-               "--select", selection]
-    if partition_range:
-        command += ["--partition-range", partition_range]
+    command = [_bin("dagster"), *arguments, "-m", "orchestration.definitions"]
     with open(log_path, "w") as log:
         result = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=settings.REPO_ROOT)
     if result.returncode != 0:
         tail = log_path.read_text().splitlines()[-25:]
         typer.echo("\n".join(tail), err=True)
-        raise typer.Exit(_fail(f"materialisation of {selection} failed; full log: {log_path}"))
+        raise typer.Exit(_fail(f"{what} failed; full log: {log_path}"))
 
 
-def _print_ingest_summary(seconds: float) -> None:
+def _print_ingest_summary() -> None:
     import duckdb
 
     con = duckdb.connect(settings.warehouse_path(), read_only=True)
@@ -136,8 +139,39 @@ def _print_ingest_summary(seconds: float) -> None:
     typer.echo("  tables: " + ", ".join(f"raw.{t} {n:,} rows" for t, n in tables.items()))
     if reasons:
         typer.echo("  quarantined by reason: " + ", ".join(f"{feed}/{reason} {n}" for feed, reason, n in reasons))
-    typer.echo(f"  warehouse: {settings.warehouse_path()}")
-    typer.echo(f"  took {seconds:.1f}s — browse it with `make dev`")
+
+
+def _print_model_summary() -> None:
+    import duckdb
+
+    con = duckdb.connect(settings.warehouse_path(), read_only=True)
+    try:
+        customers, members, buyers, revenue = con.execute(
+            "select count(*), count(*) filter (where is_member), count(*) filter (where orders_count > 0), sum(revenue) "
+            "from marts.dim_customers"
+        ).fetchall()[0]
+        stages = con.execute(
+            "select lifecycle_stage, count(*) from marts.dim_customers group by 1 order by 2 desc"
+        ).fetchall()
+        funnel = con.execute(
+            """
+            select funnel_name, step_number, step_name, customers_entered, conversion_rate_from_first
+            from marts.fct_funnel_conversion
+            where breakdown_name = 'overall'
+            order by funnel_name, step_number
+            """
+        ).fetchall()
+    finally:
+        con.close()
+    typer.echo("\nCustomer 360 (marts.dim_customers)")
+    typer.echo(f"  {customers:,} customers: {members:,} members, {buyers:,} buyers, revenue {revenue or 0:,.0f} KRW")
+    typer.echo("  lifecycle: " + ", ".join(f"{stage} {n:,}" for stage, n in stages))
+    current = None
+    for name, step, step_name, reached, rate in funnel:
+        if name != current:
+            typer.echo(f"  funnel {name}:")
+            current = name
+        typer.echo(f"    {step}. {step_name:<24}{reached:>8,}  {100 * (rate or 0):5.1f}% of step 1")
 
 
 if __name__ == "__main__":

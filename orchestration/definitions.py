@@ -2,11 +2,12 @@
 
 import dagster as dg
 
-from orchestration.defs import ingest, quality
+from orchestration.defs import ingest, quality, transform
 from orchestration.resources import shared_resources
 
 defs = dg.Definitions.merge(
     ingest.defs,
     quality.defs,
+    transform.defs,
     dg.Definitions(resources=shared_resources()),
 )

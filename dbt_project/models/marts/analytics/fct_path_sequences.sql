@@ -1,0 +1,84 @@
+{#- The most common step sequences before an end point, after a start point, or between both, per
+    path analysis of var `paths` (see fct_path_sequences.yml). -#}
+{{ config(materialized='table') }}
+
+{%- set config = analytics_paths_config() %}
+
+with
+
+steps as (
+    select * from {{ ref('int_path_steps_sequenced') }}
+),
+
+{%- for a in config.analyses %}
+{%- set p = 'analysis_' ~ loop.index %}
+
+{{ analytics_path_window_ctes(a, p) }},
+
+{{ p }}_sequences as (
+    select
+        session_id,
+        customer_id,
+        count(*) as path_length,
+        {{ dbt.listagg('step_key', "' → '", 'order by position') }} as path
+    from {{ p }}_window
+    group by session_id, customer_id
+),
+
+{{ p }}_counted as (
+    select
+        path,
+        path_length,
+        count(*) as sessions,
+        count(distinct customer_id) as customers,
+        sum(count(*)) over () as anchored_sessions
+    from {{ p }}_sequences
+    group by path, path_length
+),
+
+{{ p }}_final as (
+    select
+        cast({{ analytics_string_literal(a.name) }} as {{ dbt.type_string() }}) as analysis_name,
+        cast({{ analytics_string_literal(a.anchor) }} as {{ dbt.type_string() }}) as anchor_type,
+        path,
+        path_length,
+        sessions,
+        customers,
+        anchored_sessions,
+        row_number() over (order by sessions desc, path) as path_rank
+    from {{ p }}_counted
+),
+{%- endfor %}
+
+unioned as (
+    {%- for a in config.analyses %}
+    select * from analysis_{{ loop.index }}_final
+    where path_rank <= {{ a.top_paths }}
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- else %}
+    select
+        cast(null as {{ dbt.type_string() }}) as analysis_name,
+        cast(null as {{ dbt.type_string() }}) as anchor_type,
+        cast(null as {{ dbt.type_string() }}) as path,
+        0 as path_length,
+        0 as sessions,
+        0 as customers,
+        0 as anchored_sessions,
+        0 as path_rank
+    from steps
+    where 1 = 0
+    {%- endfor %}
+)
+
+select
+    cast(analysis_name as {{ dbt.type_string() }}) as analysis_name,
+    cast(anchor_type as {{ dbt.type_string() }}) as anchor_type,
+    cast(path_rank as {{ dbt.type_int() }}) as path_rank,
+    cast(path as {{ dbt.type_string() }}) as path,
+    cast(path_length as {{ dbt.type_int() }}) as path_length,
+    cast(sessions as {{ dbt.type_bigint() }}) as sessions,
+    cast(customers as {{ dbt.type_bigint() }}) as customers,
+    cast(sessions * 1.0 / anchored_sessions as {{ analytics_type_double() }}) as share_of_sessions
+from unioned
