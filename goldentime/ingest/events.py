@@ -82,10 +82,11 @@ with parsed as (
 select
     * exclude (line, call, utf8_ok, timestamp_text),
     case
-        when trim(line, ' \t\r') = '' then 'empty_line'
+        -- cheap tests first: whole-line string functions only run on the few lines that need them
+        when call is null and trim(line, ' \t\r') = '' then 'empty_line'
         when not utf8_ok then 'invalid_utf8'
         when call is null then 'invalid_json'
-        when left(ltrim(line, ' \t'), 1) <> '{{' then 'not_an_object'
+        when ascii(line) <> 123 and left(ltrim(line, ' \t'), 1) <> '{{' then 'not_an_object'
         when call_type is null then 'missing_type'
         when call_type not in {EVENT_TYPES + IDENTITY_TYPES} then 'unknown_type'
         when message_id is null then 'missing_message_id'

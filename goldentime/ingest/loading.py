@@ -196,9 +196,9 @@ def read_files(files: list[LandingFile]) -> tuple[pa.Table, list[FileLoad]]:
         load.problems.extend(lines.problems)
         load.lines_read = n = lines.count
         tables.append(
-            lines.table.append_column("source_file", pa.array([file.path] * n, pa.large_string()))
-            .append_column("file_order", pa.array(np.full(n, order, dtype=np.int32)))
-            .append_column("landing_date", pa.array([file.day] * n, pa.date32()))
+            lines.table.append_column("source_file", pa.repeat(pa.scalar(file.path, pa.large_string()), n))
+            .append_column("file_order", pa.repeat(pa.scalar(order, pa.int32()), n))
+            .append_column("landing_date", pa.repeat(pa.scalar(file.day, pa.date32()), n))
         )
     if not tables:
         empty = {"line_no": pa.int64(), "line": pa.large_string(), "utf8_ok": pa.bool_(),
