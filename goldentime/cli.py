@@ -75,8 +75,11 @@ def demo(
              env, log_name="demo-ingest", what=f"ingestion of {partition_range}")
     typer.echo("building the dbt models (transform_job: dbt build, every test an asset check) …")
     _dagster(["job", "execute", "-j", "transform_job"], env, log_name="demo-transform", what="dbt build")
+    typer.echo("training, evaluating and scoring (ml_job: churn model, BG/NBD + Gamma-Gamma LTV, ranking) …")
+    _dagster(["job", "execute", "-j", "ml_job"], env, log_name="demo-ml", what="ML training, evaluation and scoring")
     _print_ingest_summary()
     _print_model_summary()
+    _print_score_summary()
     typer.echo(f"\ndone in {time.perf_counter() - started:.0f}s; warehouse {settings.warehouse_path()}; "
                f"logs in {settings.data_dir() / 'logs'}; browse it all with `make dev`")
 
@@ -172,6 +175,32 @@ def _print_model_summary() -> None:
             typer.echo(f"  funnel {name}:")
             current = name
         typer.echo(f"    {step}. {step_name:<24}{reached:>8,}  {100 * (rate or 0):5.1f}% of step 1")
+
+
+def _print_score_summary() -> None:
+    import duckdb
+
+    con = duckdb.connect(settings.warehouse_path(), read_only=True)
+    try:
+        scoring_date, model, scored, customers = con.execute(
+            """
+            select s.scoring_date, any_value(s.model_version), count(*), (select count(*) from marts.dim_customers)
+            from ml.customer_scores s
+            where s.scoring_date = (select max(scoring_date) from ml.customer_scores)
+            group by s.scoring_date
+            """
+        ).fetchall()[0]
+        tiers = con.execute(
+            """
+            select value_tier, count(*), round(sum(predicted_ltv)) from ml.customer_scores
+            where scoring_date = (select max(scoring_date) from ml.customer_scores) group by 1 order by 3 desc
+            """
+        ).fetchall()
+    finally:
+        con.close()
+    typer.echo(f"\nScores (ml.customer_scores, {scoring_date}, model {model})")
+    typer.echo(f"  {scored:,} of {customers:,} customers scored")
+    typer.echo("  value tiers: " + ", ".join(f"{tier} {n:,} (predicted LTV {ltv or 0:,.0f} KRW)" for tier, n, ltv in tiers))
 
 
 if __name__ == "__main__":

@@ -2,12 +2,13 @@
 
 import dagster as dg
 
-from orchestration.defs import ingest, quality, transform
+from orchestration.defs import ingest, ml, quality, transform
 from orchestration.resources import shared_resources
 
 defs = dg.Definitions.merge(
     ingest.defs,
     quality.defs,
     transform.defs,
+    ml.defs,
     dg.Definitions(resources=shared_resources()),
 )
