@@ -555,9 +555,21 @@ class BGNBD:
                 raise ValueError("t must be >= 0")
             z = t / (alpha + Tu + t)
             F = hyp2f1(a + b - 1 - r, a - 1, a + b + xu - 1, z)
-            bracket = (a + b + xu - 1) / (a - 1) * (1 - np.power((alpha + Tu) / (alpha + Tu + t), a - 1) * F)
+            with np.errstate(invalid="ignore", over="ignore"):
+                bracket = (a + b + xu - 1) / (a - 1) * (1 - np.power((alpha + Tu) / (alpha + Tu + t), a - 1) * F)
+            failed = ~np.isfinite(bracket)
+            if failed.any():
+                bracket[failed] = self._expected_purchases_fixed_dropout(t, xu[failed], Tu[failed])
             out[i] = (bracket if inverse is None else bracket[inverse]) * p_alive
         return out
+
+    def _expected_purchases_fixed_dropout(self, t: float, x: np.ndarray, T_: np.ndarray) -> np.ndarray:
+        """E[purchases in t | alive] when the dropout probability barely varies (a and b so large that
+        2F1 overflows): with p fixed at a / (a + b) and λ ~ Gamma(r + x, α + T) given the history,
+        E[(1 - e^{-λ p t}) / p] = (1 - ((α + T) / (α + T + p t))^(r + x)) / p."""
+        r, alpha, a, b = self._params()
+        p = a / (a + b)
+        return -np.expm1((r + x) * np.log((alpha + T_) / (alpha + T_ + p * t))) / p
 
     def probability_of_n_purchases_up_to_time(self, t, n) -> np.ndarray:
         """P(X(t) = n) for a newly acquired customer (eq. 8 of the paper); t and n broadcast."""

@@ -522,3 +522,15 @@ def test_penalizer_keeps_tiny_samples_finite():
         GammaGamma().fit(x, m)
     gg = GammaGamma(penalizer_coef=0.01).fit(x, m)
     assert all(0.01 < v < 100 for v in gg.params_.values())
+
+
+def test_conditional_expectation_stays_finite_when_dropout_barely_varies():
+    # A small-sample fit can push a and b to ~1e5-1e6, where 2F1 overflows: the fixed-dropout limit
+    # takes over, and it meets the exact formula where both can be computed.
+    x, tx, T = np.array([0, 1, 3, 10.0]), np.array([0, 5, 20, 30.0]), np.full(4, 40.0)
+    huge = BGNBD.from_params(r=0.5, alpha=3.0, a=5.7e5, b=1.7e6).conditional_expected_purchases(10, x, tx, T)
+    assert np.all(np.isfinite(huge)) and np.all(huge > 0)
+    large = BGNBD.from_params(r=0.5, alpha=3.0, a=2000.0, b=6000.0)
+    exact = large.conditional_expected_purchases(10, x, tx, T)
+    limit = large._expected_purchases_fixed_dropout(10, x, T) * large.p_alive(x, tx, T)
+    np.testing.assert_allclose(exact, limit, rtol=1e-3)

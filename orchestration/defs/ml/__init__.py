@@ -1,6 +1,5 @@
 """ML: churn features, training, evaluation and scoring as Dagster assets (domain code in ml/).
 
-Add to orchestration/definitions.py: `from orchestration.defs import ml` and `ml.defs` in the merge.
 """
 
 import dagster as dg

@@ -1,7 +1,4 @@
 """Transform: the dbt project (dbt_project/) — staging → intermediate → marts — as Dagster assets.
-
-Add to orchestration/definitions.py: `from orchestration.defs import transform` and `transform.defs`
-in the merge.
 """
 
 import dagster as dg
