@@ -1,10 +1,10 @@
-"""Loading one landing day of Segment calls into raw.events / raw.identifies.
+"""Loading landing days of Segment calls into raw.events / raw.identifies (the events feed).
 
 Per line, in order: parse (DuckDB `from_json`, one pass), validate (the first failing rule names the
-quarantine reason), correct the clock (Segment's rule: receivedAt - (sentAt - timestamp)), then
-deduplicate on messageId: within the day the first line received wins (file name order, then line
-order); across days the copy already loaded in another landing day wins, so raw.events and
-raw.identifies never hold a messageId twice, whatever order days are (re)loaded in.
+quarantine reason), correct the clock (Segment's rule: receivedAt - (sentAt - timestamp)); then the
+shared cycle in loading.py deduplicates on messageId: the first copy received wins (landing day, file
+name, line), and a copy already loaded from another landing day wins over a new one, so raw.events
+and raw.identifies never hold a messageId twice, whatever order days are (re)loaded in.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import date, timedelta
 import duckdb
 
 from goldentime.ingest.landing import LandingFile
-from goldentime.ingest.loading import DayLoad, Feed, load_files
+from goldentime.ingest.loading import DayLoad, Feed, load_day, load_files
 
 EVENT_TYPES = ("track", "page", "screen", "group")
 IDENTITY_TYPES = ("identify", "alias")
@@ -161,5 +161,4 @@ def load_events(
 
 def load_events_day(con: duckdb.DuckDBPyConnection, landing_date: date, files: list[LandingFile], **options) -> DayLoad:
     """Load one landing day; with no files the day is left as it is."""
-    loads = load_events(con, [f for f in files if f.day == landing_date], **options)
-    return loads[0] if loads else DayLoad(feed="events", landing_date=landing_date, run_id=options.get("run_id") or "")
+    return load_day(con, EVENTS_FEED, landing_date, files, **options)

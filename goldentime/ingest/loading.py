@@ -113,6 +113,12 @@ def load_files(
     return days
 
 
+def load_day(con: duckdb.DuckDBPyConnection, feed: Feed, landing_date: date, files: list[LandingFile], **options) -> DayLoad:
+    """Load one landing day of `feed`; with no files the day is left as it is."""
+    loads = load_files(con, feed, [f for f in files if f.day == landing_date], **options)
+    return loads[0] if loads else DayLoad(feed=feed.name, landing_date=landing_date, run_id=options.get("run_id") or "")
+
+
 def _batches(files: list[LandingFile]) -> list[list[LandingFile]]:
     by_day: dict[date, list[LandingFile]] = {}
     for file in sorted(files, key=lambda f: (f.day, f.name)):

@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from goldentime.ingest.landing import LandingFile
-from goldentime.ingest.loading import DayLoad, Feed, load_files
+from goldentime.ingest.loading import DayLoad, Feed, load_day, load_files
 
 REQUIRED_COLUMNS = ("order_id", "user_id", "ordered_at", "status", "revenue")
 OPTIONAL_COLUMNS = ("currency", "item_count")
@@ -178,5 +178,4 @@ def load_orders(
 
 def load_orders_day(con: duckdb.DuckDBPyConnection, landing_date: date, files: list[LandingFile], **options) -> DayLoad:
     """Load one landing day; with no files the day is left as it is."""
-    loads = load_orders(con, [f for f in files if f.day == landing_date], **options)
-    return loads[0] if loads else DayLoad(feed="orders", landing_date=landing_date, run_id=options.get("run_id") or "")
+    return load_day(con, ORDERS_FEED, landing_date, files, **options)
