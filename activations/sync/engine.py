@@ -1,0 +1,253 @@
+"""The sync engine: diff the audience against the last synced state, send in batches, keep the ledger.
+
+Semantics follow Hightouch/Census (see /work/shared/CONTRACTS.md): modes upsert / insert / mirror,
+change capture on mapped fields only, duplicate keys rejected, failed rows retried on later runs,
+exponential backoff with jitter honouring Retry-After, bisection of rejected batches, dry runs.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .destination import BatchRejected, Destination, RowResult, SyncRow, TransientError
+from .ledger import Ledger, idempotency_key, payload_hash
+
+MODES = ("upsert", "insert", "mirror")
+
+
+class SyncFailed(RuntimeError):
+    def __init__(self, message: str, report: "SyncReport"):
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class SyncReport:
+    run_id: str
+    sync_name: str
+    mode: str
+    dry_run: bool
+    processed: int = 0
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    rejected: int = 0
+    status: str = "running"
+    requests: int = 0
+    dry_run_path: str | None = None
+    rejected_rows: list[tuple[str, str]] = field(default_factory=list)  # (key, message)
+
+    def counts(self) -> dict:
+        return {k: getattr(self, k) for k in ("processed", "added", "changed", "removed", "rejected")}
+
+
+def _normalise_fields(primary_key: str, mapped_fields) -> dict[str, str]:
+    """mapped_fields: list of column names, or {destination_field: audience_column}."""
+    if isinstance(mapped_fields, dict):
+        return dict(mapped_fields)
+    return {f: f for f in mapped_fields}
+
+
+def plan_sync(sync_name, audience, primary_key, mapped_fields, state: dict[str, str], mode: str):
+    """Pure diff. Returns (rows to send, rejected entries for the log)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if hasattr(audience, "to_dicts"):  # polars
+        audience = audience.to_dicts()
+    fields = _normalise_fields(primary_key, mapped_fields)
+
+    by_key: dict[str, list[dict]] = {}
+    rejected: list[tuple] = []
+    for record in audience:
+        raw = record.get(primary_key)
+        if raw is None or str(raw) == "":
+            rejected.append(("", "add", f"missing primary key {primary_key!r}", None, None))
+            continue
+        by_key.setdefault(str(raw), []).append(record)
+
+    rows: list[SyncRow] = []
+    for key, records in by_key.items():
+        operation = "change" if key in state else "add"
+        if len(records) > 1:
+            for _ in records:
+                rejected.append((key, operation, f"duplicate primary key ({len(records)} rows)", None, None))
+            continue
+        record = records[0]
+        missing = [src for src in fields.values() if src not in record]
+        if missing:
+            rejected.append((key, operation, f"missing mapped fields {missing}", None, None))
+            continue
+        mapped = {dest: record[src] for dest, src in fields.items()}
+        ph = payload_hash(mapped)
+        if key in state and (mode == "insert" or state[key] == ph):
+            continue
+        payload = {primary_key: record[primary_key], **mapped}
+        rows.append(SyncRow(key, operation, payload, ph, idempotency_key(sync_name, key, ph)))
+
+    if mode == "mirror":
+        for key in sorted(set(state) - set(by_key)):
+            # A removal has its own hash, so its idempotency key differs from the add/change before it.
+            ph = payload_hash({"__remove__": state[key]})
+            rows.append(SyncRow(key, "remove", {primary_key: key}, ph, idempotency_key(sync_name, key, ph)))
+    return rows, rejected
+
+
+class _Sender:
+    """Rate limiting, retries with backoff and bisection around destination.send."""
+
+    def __init__(self, destination, max_attempts, sleep, clock, rng, base_delay, max_delay):
+        self.destination = destination
+        self.max_attempts = max_attempts
+        self.sleep = sleep
+        self.clock = clock
+        self.rng = rng
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        rps = destination.max_requests_per_second
+        self.interval = 1.0 / rps if rps else 0.0
+        self.next_allowed: float | None = None
+        self.requests = 0
+
+    def _throttle(self):
+        if not self.interval:
+            return
+        current = self.clock()
+        if self.next_allowed is not None and current < self.next_allowed:
+            self.sleep(self.next_allowed - current)
+            current = self.next_allowed
+        self.next_allowed = current + self.interval
+
+    def backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return float(retry_after)
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)  # "equal jitter"
+
+    def send(self, rows: list[SyncRow]) -> list[tuple[SyncRow, str, str, int]]:
+        """Returns (row, status, message, attempts) for every row; status 'ok'|'rejected'|'failed'."""
+        attempt = 0
+        while True:
+            attempt += 1
+            self._throttle()
+            self.requests += 1
+            try:
+                results = self.destination.send(rows)
+            except TransientError as exc:
+                if attempt >= self.max_attempts:
+                    msg = f"transient error after {attempt} attempts: {exc}"
+                    return [(r, "failed", msg, attempt) for r in rows]
+                self.sleep(self.backoff(attempt, exc.retry_after))
+                continue
+            except BatchRejected as exc:
+                if len(rows) == 1:
+                    return [(rows[0], "rejected", str(exc) or "rejected", attempt)]
+                middle = len(rows) // 2
+                return self.send(rows[:middle]) + self.send(rows[middle:])
+            return self._check(rows, results, attempt)
+
+    @staticmethod
+    def _check(rows, results: list[RowResult], attempt):
+        if len(results) != len(rows) or any(res.key != row.key for row, res in zip(rows, results)):
+            raise RuntimeError("destination must return one RowResult per row, in the same order")
+        out = []
+        for row, res in zip(rows, results):
+            status = res.status if res.status in ("ok", "rejected") else "rejected"
+            out.append((row, status, res.message, attempt))
+        return out
+
+
+def run_sync(
+    con,
+    sync_name: str,
+    audience,
+    primary_key: str,
+    mapped_fields,
+    destination: Destination,
+    mode: str = "upsert",
+    dry_run: bool = False,
+    max_rejected_share: float = 0.1,
+    max_attempts: int = 5,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    *,
+    dry_run_path: str | Path | None = None,
+    full_resync: bool = False,
+    rng: random.Random | None = None,
+    base_delay: float = 1.0,
+    max_delay: float = 60.0,
+) -> SyncReport:
+    ledger = Ledger(con)
+    run_id = uuid.uuid4().hex
+    report = SyncReport(run_id=run_id, sync_name=sync_name, mode=mode, dry_run=dry_run)
+    if full_resync and not dry_run:
+        # On purpose: everything is sent again (may duplicate on non-idempotent tools).
+        ledger.reset_state(sync_name)
+    state = {} if full_resync else ledger.state(sync_name)
+    rows, pre_rejected = plan_sync(sync_name, audience, primary_key, mapped_fields, state, mode)
+    report.processed = len(rows) + len(pre_rejected)
+    report.rejected = len(pre_rejected)
+    report.rejected_rows = [(e[0], e[2]) for e in pre_rejected]
+    ledger.start_run(run_id, sync_name, mode, dry_run)
+
+    if dry_run:
+        path = Path(dry_run_path) if dry_run_path else Path(
+            tempfile.mkdtemp(prefix="goldentime-dryrun-")) / f"{sync_name}-{run_id}.jsonl"
+        with open(path, "w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps({"key": row.key, "operation": row.operation, "payload": row.payload,
+                                     "payload_hash": row.payload_hash,
+                                     "idempotency_key": row.idempotency_key}, default=str) + "\n")
+        for row in rows:
+            setattr(report, _COUNTER[row.operation], getattr(report, _COUNTER[row.operation]) + 1)
+        report.dry_run_path = str(path)
+        return _finish(ledger, report, max_rejected_share)
+
+    ledger.log_rejected(run_id, sync_name, pre_rejected)
+    sender = _Sender(destination, max_attempts, sleep, clock, rng or random.Random(), base_delay, max_delay)
+    hooks_open = getattr(destination, "open_run", None)
+    if hooks_open:
+        hooks_open(run_id)
+    try:
+        size = max(1, int(destination.batch_size))
+        for start in range(0, len(rows), size):
+            batch = rows[start:start + size]
+            ledger.log_pending(run_id, sync_name, batch)
+            outcomes = sender.send(batch)
+            ledger.record_results(run_id, sync_name, outcomes)
+            for row, status, message, _ in outcomes:
+                if status == "ok":
+                    counter = _COUNTER[row.operation]
+                    setattr(report, counter, getattr(report, counter) + 1)
+                else:
+                    report.rejected += 1
+                    report.rejected_rows.append((row.key, message))
+    except BaseException:
+        report.requests = sender.requests
+        ledger.finish_run(run_id, report.counts(), "interrupted")
+        raise
+    report.requests = sender.requests
+    hooks_close = getattr(destination, "close_run", None)
+    if hooks_close:
+        hooks_close(run_id)
+    return _finish(ledger, report, max_rejected_share)
+
+
+_COUNTER = {"add": "added", "change": "changed", "remove": "removed"}
+
+
+def _finish(ledger: Ledger, report: SyncReport, max_rejected_share: float) -> SyncReport:
+    share = report.rejected / report.processed if report.processed else 0.0
+    report.status = "failed" if share > max_rejected_share else "success"
+    ledger.finish_run(report.run_id, report.counts(), report.status)
+    if report.status == "failed":
+        raise SyncFailed(
+            f"sync {report.sync_name!r}: {report.rejected}/{report.processed} rows rejected "
+            f"({share:.0%} > {max_rejected_share:.0%})", report)
+    return report

@@ -1,0 +1,149 @@
+"""Sync bookkeeping in the warehouse: schema ``activations`` (state, runs, per-row log)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+
+SCHEMA = "activations"
+
+DDL = [
+    f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_state (
+        sync_name VARCHAR NOT NULL, key VARCHAR NOT NULL, payload_hash VARCHAR NOT NULL,
+        synced_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (sync_name, key))""",
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_runs (
+        run_id VARCHAR PRIMARY KEY, sync_name VARCHAR NOT NULL, started_at TIMESTAMPTZ NOT NULL,
+        finished_at TIMESTAMPTZ, mode VARCHAR NOT NULL, dry_run BOOLEAN NOT NULL,
+        processed INTEGER DEFAULT 0, added INTEGER DEFAULT 0, changed INTEGER DEFAULT 0,
+        removed INTEGER DEFAULT 0, rejected INTEGER DEFAULT 0, status VARCHAR NOT NULL)""",
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_log (
+        run_id VARCHAR NOT NULL, sync_name VARCHAR NOT NULL, key VARCHAR NOT NULL,
+        operation VARCHAR NOT NULL, status VARCHAR NOT NULL, message VARCHAR, payload_hash VARCHAR,
+        idempotency_key VARCHAR, attempt INTEGER NOT NULL DEFAULT 0, logged_at TIMESTAMPTZ NOT NULL)""",
+]
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def payload_hash(payload: dict) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def idempotency_key(sync_name: str, key: str, payload_hash: str) -> str:
+    return hashlib.sha256(f"{sync_name}|{key}|{payload_hash}".encode()).hexdigest()
+
+
+class Ledger:
+    """All reads and writes of the bookkeeping tables; each batch is committed on its own."""
+
+    def __init__(self, con):
+        self.con = con
+        for statement in DDL:
+            con.execute(statement)
+
+    # -- transactions -------------------------------------------------------------------
+    def _tx(self, fn):
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            fn()
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    # -- state --------------------------------------------------------------------------
+    def state(self, sync_name: str) -> dict[str, str]:
+        rows = self.con.execute(
+            f"SELECT key, payload_hash FROM {SCHEMA}.sync_state WHERE sync_name = ?", [sync_name]
+        ).fetchall()
+        return dict(rows)
+
+    def reset_state(self, sync_name: str) -> None:
+        self.con.execute(f"DELETE FROM {SCHEMA}.sync_state WHERE sync_name = ?", [sync_name])
+
+    # -- runs ---------------------------------------------------------------------------
+    def start_run(self, run_id: str, sync_name: str, mode: str, dry_run: bool) -> None:
+        def fn():
+            # A run left 'running' was killed; say so (its pending log rows stay visible).
+            self.con.execute(
+                f"UPDATE {SCHEMA}.sync_runs SET status = 'interrupted' "
+                "WHERE sync_name = ? AND status = 'running'",
+                [sync_name],
+            )
+            self.con.execute(
+                f"INSERT INTO {SCHEMA}.sync_runs (run_id, sync_name, started_at, mode, dry_run, status) "
+                "VALUES (?, ?, ?, ?, ?, 'running')",
+                [run_id, sync_name, now(), mode, dry_run],
+            )
+
+        self._tx(fn)
+
+    def finish_run(self, run_id: str, counts: dict, status: str) -> None:
+        self.con.execute(
+            f"UPDATE {SCHEMA}.sync_runs SET finished_at = ?, processed = ?, added = ?, changed = ?, "
+            "removed = ?, rejected = ?, status = ? WHERE run_id = ?",
+            [now(), counts["processed"], counts["added"], counts["changed"], counts["removed"],
+             counts["rejected"], status, run_id],
+        )
+
+    # -- per-row log --------------------------------------------------------------------
+    def log_rejected(self, run_id: str, sync_name: str, entries: list[tuple]) -> None:
+        """entries: (key, operation, message, payload_hash, idempotency_key) rejected before sending."""
+        if not entries:
+            return
+        ts = now()
+        self.con.executemany(
+            f"INSERT INTO {SCHEMA}.sync_log VALUES (?, ?, ?, ?, 'rejected', ?, ?, ?, 0, ?)",
+            [[run_id, sync_name, k, op, msg, ph, ik, ts] for k, op, msg, ph, ik in entries],
+        )
+
+    def log_pending(self, run_id: str, sync_name: str, rows) -> None:
+        """Written BEFORE a batch is sent, so a crash between send and acknowledgement shows."""
+        ts = now()
+
+        def fn():
+            self.con.executemany(
+                f"INSERT INTO {SCHEMA}.sync_log VALUES (?, ?, ?, ?, 'pending', '', ?, ?, 0, ?)",
+                [[run_id, sync_name, r.key, r.operation, r.payload_hash, r.idempotency_key, ts] for r in rows],
+            )
+
+        self._tx(fn)
+
+    def record_results(self, run_id: str, sync_name: str, outcomes) -> None:
+        """outcomes: (SyncRow, status, message, attempts). ok rows move sync_state, in one commit."""
+        ts = now()
+
+        def fn():
+            self.con.executemany(
+                f"UPDATE {SCHEMA}.sync_log SET status = ?, message = ?, attempt = ?, logged_at = ? "
+                "WHERE run_id = ? AND key = ? AND idempotency_key = ? AND status = 'pending'",
+                [[status, msg, attempts, ts, run_id, row.key, row.idempotency_key]
+                 for row, status, msg, attempts in outcomes],
+            )
+            for row, status, _msg, _attempts in outcomes:
+                if status != "ok":
+                    continue
+                if row.operation == "remove":
+                    self.con.execute(
+                        f"DELETE FROM {SCHEMA}.sync_state WHERE sync_name = ? AND key = ?",
+                        [sync_name, row.key],
+                    )
+                else:
+                    self.con.execute(
+                        f"INSERT OR REPLACE INTO {SCHEMA}.sync_state VALUES (?, ?, ?, ?)",
+                        [sync_name, row.key, row.payload_hash, ts],
+                    )
+
+        self._tx(fn)
+
+    def pending(self, sync_name: str) -> list[tuple]:
+        return self.con.execute(
+            f"SELECT run_id, key, operation, idempotency_key FROM {SCHEMA}.sync_log "
+            "WHERE sync_name = ? AND status = 'pending' ORDER BY logged_at, key",
+            [sync_name],
+        ).fetchall()
