@@ -1,6 +1,4 @@
-"""ML: churn features, training, evaluation and scoring as Dagster assets (domain code in ml/).
-
-"""
+"""ML: churn features, training, evaluation and scoring as Dagster assets (domain code in ml/)."""
 
 import dagster as dg
 

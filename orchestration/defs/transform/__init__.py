@@ -1,5 +1,4 @@
-"""Transform: the dbt project (dbt_project/) — staging → intermediate → marts — as Dagster assets.
-"""
+"""Transform: the dbt project (dbt_project/) — staging → intermediate → marts — as Dagster assets."""
 
 import dagster as dg
 
