@@ -205,3 +205,121 @@ def _print_score_summary() -> None:
 
 if __name__ == "__main__":
     app()
+
+
+audiences_app = typer.Typer(no_args_is_help=True, help="Marketers' audiences (audiences/*.yml).")
+app.add_typer(audiences_app, name="audiences")
+
+_PII_COLUMNS = ("email", "email_normalized", "phone", "phone_e164", "name")
+
+
+def _mask(column: str, value) -> str:
+    if value is None:
+        return ""
+    text = str(value)
+    if column in _PII_COLUMNS and text:
+        return text[:2] + "***" if column != "email" else text[:2] + "***@" + text.split("@")[-1]
+    return text
+
+
+def _load_audiences():
+    from activations.audiences.spec import AudienceSpecError, load_config, load_specs
+
+    try:
+        return load_specs(settings.audiences_dir()), load_config(settings.audiences_dir())
+    except AudienceSpecError as exc:
+        raise typer.Exit(_fail(str(exc)))
+
+
+@audiences_app.command("list")
+def audiences_list() -> None:
+    """Every audience with its channel, destination, priority and schedule."""
+    specs, _ = _load_audiences()
+    typer.echo(f"{'audience':<24}{'channel':<9}{'destination':<13}{'group/rank':<12}{'mode':<8}{'holdout':>8}  schedule")
+    for spec in sorted(specs.values(), key=lambda s: (s.priority_group, s.priority, s.name)):
+        typer.echo(f"{spec.name:<24}{spec.channel:<9}{spec.destination:<13}{spec.priority_group + '/' + str(spec.priority):<12}"
+                   f"{spec.mode:<8}{spec.experiment.holdout:>8.0%}  {spec.schedule or '-'}")
+
+
+@audiences_app.command("preview")
+def audiences_preview(
+    name: str = typer.Argument(..., help="Audience name (the file audiences/<name>.yml)."),
+    rows: int = typer.Option(10, help="How many of the first rows to show."),
+    as_of: str = typer.Option(None, help="Evaluate at this instant (ISO; default GOLDENTIME_AS_OF or now)."),
+    show_pii: bool = typer.Option(False, help="Show names, emails and phone numbers unmasked."),
+) -> None:
+    """Size, overlap with the other audiences, first rows and a rendered message — sends nothing."""
+    import duckdb
+
+    from activations.audiences.evaluate import evaluate, overlaps
+    from activations.audiences.messages import MessageError, PayloadBuilder
+    from activations.audiences.spec import AudienceSpecError
+
+    specs, config = _load_audiences()
+    if name not in specs:
+        raise typer.Exit(_fail(f"no audience {name!r}; have: {', '.join(sorted(specs))}"))
+    spec = specs[name]
+    moment = settings.activation_as_of()
+    if as_of:
+        from datetime import datetime, timezone
+
+        moment = datetime.fromisoformat(as_of)
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    con = duckdb.connect(settings.warehouse_path(), read_only=True)
+    try:
+        evaluations = evaluate(con, specs, moment)
+    except AudienceSpecError as exc:
+        raise typer.Exit(_fail(str(exc)))
+    finally:
+        con.close()
+    ev = evaluations[name]
+    members = ev.members
+    typer.echo(f"audience {name} — {spec.channel} via {spec.destination} "
+               f"({'advertising' if spec.advertising else 'information'}), priority {spec.priority} in group "
+               f"{spec.priority_group}, mode {spec.mode}")
+    typer.echo(f"as of {moment.isoformat()}")
+    typer.echo(f"  qualified {len(ev.qualified):,}; after priorities {len(members):,}"
+               + (f" (lost to {', '.join(f'{k} {v:,}' for k, v in ev.lost_to.items())})" if ev.lost_to else ""))
+    consent_column = f"consent_{spec.channel}"
+    if spec.is_messaging and consent_column in members.columns:
+        consented = int(members[consent_column].fill_null(False).sum())
+        typer.echo(f"  with {spec.channel} consent {consented:,} (the sending law drops the others before assignment)")
+    pairs = overlaps(evaluations)
+    shared = [(b if a == name else a, n) for (a, b), n in pairs.items() if name in (a, b) and n]
+    typer.echo("  overlap before priorities: " + (", ".join(f"{other} {n:,}" for other, n in sorted(shared)) or "none"))
+    exp = spec.experiment
+    typer.echo(f"  experiment: holdout {exp.holdout:.0%}, {exp.allocation} split "
+               + " / ".join(f"{v.name} {v.weight:.0%}" for v in exp.variants))
+    trigger = spec.golden_time.after if spec.golden_time else "triggered_at"
+    shown = ["audience_rank", "customer_id", *([spec.ranking.by] if spec.ranking else []), trigger,
+             *spec.fields.values()]
+    shown = list(dict.fromkeys(c for c in shown if c in members.columns))
+    typer.echo(f"\nfirst {min(rows, len(members))} rows:")
+    typer.echo("  " + " | ".join(shown))
+    for record in members.head(rows).to_dicts():
+        typer.echo("  " + " | ".join(_mask(c, record[c]) if not show_pii else str(record[c]) for c in shown))
+    if len(members) and spec.message:
+        env = dict(os.environ)
+        env.setdefault(config.get("unsubscribe", {}).get("secret_env", "GOLDENTIME_UNSUBSCRIBE_SECRET"), "preview")
+        try:
+            builder = PayloadBuilder(spec, config, env)
+            first = members.head(1).to_dicts()[0]
+            for variant in exp.variants:
+                payload = builder.build(first, variant)
+                typer.echo(f"\nmessage of variant {variant.name} for rank 1:")
+                for key in variant.message:
+                    value = payload.get(key)
+                    typer.echo(f"  {key}: " + str(value).replace("\n", "\n    "))
+        except (MessageError, AudienceSpecError) as exc:
+            raise typer.Exit(_fail(str(exc)))
+
+
+@audiences_app.command("exposures")
+def audiences_exposures() -> None:
+    """Write dbt_project/models/exposures.yml (one dbt exposure per audience)."""
+    from activations.audiences.exposures import render_exposures
+
+    specs, _ = _load_audiences()
+    path = settings.REPO_ROOT / "dbt_project" / "models" / "exposures.yml"
+    path.write_text(render_exposures(specs), encoding="utf-8")
+    typer.echo(f"wrote {path} ({len(specs)} exposures)")

@@ -15,6 +15,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DUCKDB_ENV = "GOLDENTIME_DUCKDB"
 LANDING_ENV = "GOLDENTIME_LANDING"
 PARTITIONS_START_ENV = "GOLDENTIME_PARTITIONS_START"
+AUDIENCES_ENV = "GOLDENTIME_AUDIENCES"
+AS_OF_ENV = "GOLDENTIME_AS_OF"
 
 DEFAULT_PARTITIONS_START = "2026-01-01"
 
@@ -33,6 +35,23 @@ def landing_url() -> str:
     if value and "://" in value:
         return value
     return str(Path(value or data_dir() / "landing").resolve())
+
+
+def audiences_dir() -> Path:
+    """The marketers' audience specs (one YAML file each, plus _config.yml)."""
+    return Path(os.environ.get(AUDIENCES_ENV, REPO_ROOT / "audiences")).resolve()
+
+
+def activation_as_of():
+    """The instant audiences are evaluated at: GOLDENTIME_AS_OF (ISO, UTC unless it says otherwise)
+    for replays and the demo's simulated shop, else now."""
+    from datetime import datetime, timezone
+
+    value = os.environ.get(AS_OF_ENV)
+    if not value:
+        return datetime.now(timezone.utc)
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def partitions_start() -> str:

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from orchestration.defs import ingest, ml, quality, transform
+from orchestration.defs import activations, ingest, ml, quality, transform
 from orchestration.resources import shared_resources
 
 defs = dg.Definitions.merge(
@@ -10,5 +10,6 @@ defs = dg.Definitions.merge(
     quality.defs,
     transform.defs,
     ml.defs,
+    activations.defs,
     dg.Definitions(resources=shared_resources()),
 )

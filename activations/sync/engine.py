@@ -14,7 +14,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 from .destination import BatchRejected, Destination, RowResult, SyncRow, TransientError
 from .ledger import Ledger, idempotency_key, payload_hash
@@ -39,10 +42,13 @@ class SyncReport:
     changed: int = 0
     removed: int = 0
     rejected: int = 0
+    suppressed: int = 0  # held back by the sending law (consent, opt-out, caps): not sent
+    deferred: int = 0  # lawful later (night time): left for a run after ``send_at``
     status: str = "running"
     requests: int = 0
     dry_run_path: str | None = None
     rejected_rows: list[tuple[str, str]] = field(default_factory=list)  # (key, message)
+    held_reasons: dict[str, int] = field(default_factory=dict)  # sending-law reason -> rows
 
     def counts(self) -> dict:
         return {k: getattr(self, k) for k in ("processed", "added", "changed", "removed", "rejected")}
@@ -182,8 +188,20 @@ def run_sync(
     rng: random.Random | None = None,
     base_delay: float = 1.0,
     max_delay: float = 60.0,
+    gate: Callable[[list[str]], list] | None = None,
+    channel: str | None = None,
+    advertising: bool | None = None,
+    now: Callable[[], "datetime"] | None = None,
 ) -> SyncReport:
-    ledger = Ledger(con)
+    """Diff ``audience`` against the last synced state and send the difference to ``destination``.
+
+    ``gate`` is the sending law (see ``activations.audiences.law.SendingLaw``): called with the keys
+    of the rows about to be added or changed, it answers one decision per key (``action`` send |
+    defer | drop, ``reasons``, ``send_at``). Dropped rows are logged 'suppressed', deferred ones
+    'deferred'; neither moves the synced state, so both are reconsidered by the next run.
+    ``channel`` / ``advertising`` tag the log rows that frequency caps count; ``now`` stamps them.
+    """
+    ledger = Ledger(con, clock=now, channel=channel, advertising=advertising)
     run_id = uuid.uuid4().hex
     report = SyncReport(run_id=run_id, sync_name=sync_name, mode=mode, dry_run=dry_run)
     if full_resync and not dry_run:
@@ -194,22 +212,26 @@ def run_sync(
     report.processed = len(rows) + len(pre_rejected)
     report.rejected = len(pre_rejected)
     report.rejected_rows = [(e[0], e[2]) for e in pre_rejected]
+    rows, held = _apply_gate(gate, rows, report)
     ledger.start_run(run_id, sync_name, mode, dry_run)
 
     if dry_run:
         path = Path(dry_run_path) if dry_run_path else Path(
             tempfile.mkdtemp(prefix="goldentime-dryrun-")) / f"{sync_name}-{run_id}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", encoding="utf-8") as fh:
             for row in rows:
                 fh.write(json.dumps({"key": row.key, "operation": row.operation, "payload": row.payload,
                                      "payload_hash": row.payload_hash,
-                                     "idempotency_key": row.idempotency_key}, default=str) + "\n")
+                                     "idempotency_key": row.idempotency_key}, default=str, ensure_ascii=False) + "\n")
         for row in rows:
             setattr(report, _COUNTER[row.operation], getattr(report, _COUNTER[row.operation]) + 1)
         report.dry_run_path = str(path)
         return _finish(ledger, report, max_rejected_share)
 
     ledger.log_rejected(run_id, sync_name, pre_rejected)
+    for status, entries in held.items():
+        ledger.log_rejected(run_id, sync_name, entries, status=status)
     sender = _Sender(destination, max_attempts, sleep, clock, rng or random.Random(), base_delay, max_delay)
     hooks_open = getattr(destination, "open_run", None)
     if hooks_open:
@@ -240,6 +262,32 @@ def run_sync(
 
 
 _COUNTER = {"add": "added", "change": "changed", "remove": "removed"}
+
+
+def _apply_gate(gate, rows: list[SyncRow], report: SyncReport):
+    """Split rows into those the sending law lets through now and those it holds (by log status)."""
+    held: dict[str, list[tuple]] = {"suppressed": [], "deferred": []}
+    if gate is None:
+        return rows, held
+    candidates = [row for row in rows if row.operation != "remove"]
+    decisions = dict(zip([row.key for row in candidates], gate([row.key for row in candidates])))
+    allowed = []
+    for row in rows:
+        decision = decisions.get(row.key) if row.operation != "remove" else None
+        if decision is None or decision.action == "send":
+            allowed.append(row)
+            continue
+        reason = "; ".join(decision.reasons) or decision.action
+        if decision.action == "defer":
+            reason = f"held until {decision.send_at.isoformat()}: {reason}"
+            report.deferred += 1
+            held["deferred"].append((row.key, row.operation, reason, row.payload_hash, row.idempotency_key))
+        else:
+            report.suppressed += 1
+            held["suppressed"].append((row.key, row.operation, reason, row.payload_hash, row.idempotency_key))
+        first = decision.reasons[0] if decision.reasons else decision.action
+        report.held_reasons[first] = report.held_reasons.get(first, 0) + 1
+    return allowed, held
 
 
 def _finish(ledger: Ledger, report: SyncReport, max_rejected_share: float) -> SyncReport:

@@ -21,7 +21,25 @@ DDL = [
     f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_log (
         run_id VARCHAR NOT NULL, sync_name VARCHAR NOT NULL, key VARCHAR NOT NULL,
         operation VARCHAR NOT NULL, status VARCHAR NOT NULL, message VARCHAR, payload_hash VARCHAR,
-        idempotency_key VARCHAR, attempt INTEGER NOT NULL DEFAULT 0, logged_at TIMESTAMPTZ NOT NULL)""",
+        idempotency_key VARCHAR, attempt INTEGER NOT NULL DEFAULT 0, logged_at TIMESTAMPTZ NOT NULL,
+        channel VARCHAR, advertising BOOLEAN)""",
+    # Ledgers created before frequency caps existed lack the two columns caps count on.
+    f"ALTER TABLE {SCHEMA}.sync_log ADD COLUMN IF NOT EXISTS channel VARCHAR",
+    f"ALTER TABLE {SCHEMA}.sync_log ADD COLUMN IF NOT EXISTS advertising BOOLEAN",
+    # Experiments: the arm of every customer, written before anything is sent (sticky: the first
+    # assignment of a customer to a campaign is kept for the whole campaign).
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.assignments (
+        campaign VARCHAR NOT NULL, customer_id VARCHAR NOT NULL, arm VARCHAR NOT NULL,
+        round INTEGER NOT NULL, assigned_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (campaign, customer_id))""",
+    # One row per allocation round: the weights the variants had when its customers were assigned.
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.allocation_rounds (
+        campaign VARCHAR NOT NULL, round INTEGER NOT NULL, decided_at TIMESTAMPTZ NOT NULL,
+        mode VARCHAR NOT NULL, holdout_share DOUBLE NOT NULL, weights VARCHAR NOT NULL,
+        PRIMARY KEY (campaign, round))""",
+    # Global suppression list: unsubscribes, bounces, complaints. Always wins over any audience.
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.suppressions (
+        customer_id VARCHAR NOT NULL, channel VARCHAR NOT NULL, reason VARCHAR NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (customer_id, channel))""",
 ]
 
 
@@ -39,10 +57,17 @@ def idempotency_key(sync_name: str, key: str, payload_hash: str) -> str:
 
 
 class Ledger:
-    """All reads and writes of the bookkeeping tables; each batch is committed on its own."""
+    """All reads and writes of the bookkeeping tables; each batch is committed on its own.
 
-    def __init__(self, con):
+    ``clock`` stamps every row (UTC); a simulation or a backfill passes its own so that frequency
+    caps and campaign measurement see the same time as the data.
+    """
+
+    def __init__(self, con, clock=None, channel: str | None = None, advertising: bool | None = None):
         self.con = con
+        self.clock = clock or now
+        self.channel = channel
+        self.advertising = advertising
         for statement in DDL:
             con.execute(statement)
 
@@ -78,7 +103,7 @@ class Ledger:
             self.con.execute(
                 f"INSERT INTO {SCHEMA}.sync_runs (run_id, sync_name, started_at, mode, dry_run, status) "
                 "VALUES (?, ?, ?, ?, ?, 'running')",
-                [run_id, sync_name, now(), mode, dry_run],
+                [run_id, sync_name, self.clock(), mode, dry_run],
             )
 
         self._tx(fn)
@@ -87,36 +112,39 @@ class Ledger:
         self.con.execute(
             f"UPDATE {SCHEMA}.sync_runs SET finished_at = ?, processed = ?, added = ?, changed = ?, "
             "removed = ?, rejected = ?, status = ? WHERE run_id = ?",
-            [now(), counts["processed"], counts["added"], counts["changed"], counts["removed"],
+            [self.clock(), counts["processed"], counts["added"], counts["changed"], counts["removed"],
              counts["rejected"], status, run_id],
         )
 
     # -- per-row log --------------------------------------------------------------------
-    def log_rejected(self, run_id: str, sync_name: str, entries: list[tuple]) -> None:
-        """entries: (key, operation, message, payload_hash, idempotency_key) rejected before sending."""
+    def log_rejected(self, run_id: str, sync_name: str, entries: list[tuple], status: str = "rejected") -> None:
+        """entries: (key, operation, message, payload_hash, idempotency_key) not sent: rejected before
+        sending, or held back by the sending law ('suppressed', 'deferred')."""
         if not entries:
             return
-        ts = now()
+        ts = self.clock()
         self.con.executemany(
-            f"INSERT INTO {SCHEMA}.sync_log VALUES (?, ?, ?, ?, 'rejected', ?, ?, ?, 0, ?)",
-            [[run_id, sync_name, k, op, msg, ph, ik, ts] for k, op, msg, ph, ik in entries],
+            f"INSERT INTO {SCHEMA}.sync_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+            [[run_id, sync_name, k, op, status, msg, ph, ik, ts, self.channel, self.advertising]
+             for k, op, msg, ph, ik in entries],
         )
 
     def log_pending(self, run_id: str, sync_name: str, rows) -> None:
         """Written BEFORE a batch is sent, so a crash between send and acknowledgement shows."""
-        ts = now()
+        ts = self.clock()
 
         def fn():
             self.con.executemany(
-                f"INSERT INTO {SCHEMA}.sync_log VALUES (?, ?, ?, ?, 'pending', '', ?, ?, 0, ?)",
-                [[run_id, sync_name, r.key, r.operation, r.payload_hash, r.idempotency_key, ts] for r in rows],
+                f"INSERT INTO {SCHEMA}.sync_log VALUES (?, ?, ?, ?, 'pending', '', ?, ?, 0, ?, ?, ?)",
+                [[run_id, sync_name, r.key, r.operation, r.payload_hash, r.idempotency_key, ts,
+                  self.channel, self.advertising] for r in rows],
             )
 
         self._tx(fn)
 
     def record_results(self, run_id: str, sync_name: str, outcomes) -> None:
         """outcomes: (SyncRow, status, message, attempts). ok rows move sync_state, in one commit."""
-        ts = now()
+        ts = self.clock()
 
         def fn():
             self.con.executemany(
@@ -147,3 +175,22 @@ class Ledger:
             "WHERE sync_name = ? AND status = 'pending' ORDER BY logged_at, key",
             [sync_name],
         ).fetchall()
+
+    def recent_sends(self, channel: str, since: datetime, advertising_only: bool = True) -> dict[str, list[datetime]]:
+        """customer key -> times of the messages delivered on ``channel`` after ``since`` (caps count these)."""
+        rows = self.con.execute(
+            f"SELECT key, logged_at FROM {SCHEMA}.sync_log WHERE channel = ? AND status = 'ok' "
+            "AND operation <> 'remove' AND logged_at > ?" + (" AND advertising" if advertising_only else ""),
+            [channel, since],
+        ).fetchall()
+        out: dict[str, list[datetime]] = {}
+        for key, at in rows:
+            out.setdefault(key, []).append(at)
+        return out
+
+    def suppressed(self, channel: str) -> set[str]:
+        """Customers on the global suppression list for ``channel`` (or for every channel)."""
+        rows = self.con.execute(
+            f"SELECT DISTINCT customer_id FROM {SCHEMA}.suppressions WHERE channel IN (?, 'all')", [channel]
+        ).fetchall()
+        return {r[0] for r in rows}

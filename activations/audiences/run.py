@@ -1,0 +1,162 @@
+"""Activate one audience: evaluate → priorities → eligibility → assignment → payloads → sync.
+
+The order matters for measurement: customers the law will never let us message are left out
+before assignment; the arm of every remaining customer (holdout included) is written to the
+ledger before anything is sent; holdout customers never reach the sync engine.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable, Mapping
+
+import polars as pl
+
+from activations.destinations.registry import build_destination
+from activations.experiments.allocation import assign_and_record, latest_round
+from activations.experiments.assignment import HOLDOUT_ARM
+from activations.sync.engine import SyncReport, run_sync
+
+from .compiler import naive_utc
+from .evaluate import Evaluation, evaluate
+from .law import SendingLaw, frequency_caps
+from .messages import PayloadBuilder
+from .spec import AudienceSpec, AudienceSpecError
+
+PROFILE_ENV = "GOLDENTIME_DESTINATIONS"
+DEFAULT_PROFILE = "local"
+
+
+@dataclass
+class AudienceRun:
+    audience: str
+    channel: str
+    destination: str
+    as_of: datetime
+    qualified: int = 0
+    after_priorities: int = 0
+    lost_to: dict[str, int] = field(default_factory=dict)
+    ineligible: dict[str, int] = field(default_factory=dict)  # reason -> customers kept out by the law
+    arms: dict[str, int] = field(default_factory=dict)  # arm -> customers assigned (this run's members)
+    waiting: int = 0  # variant's golden time not reached yet
+    sync: SyncReport | None = None
+    weights: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        sync = self.sync
+        return {
+            "audience": self.audience, "channel": self.channel, "destination": self.destination,
+            "as_of": self.as_of.isoformat(), "qualified": self.qualified, "after_priorities": self.after_priorities,
+            "lost_to_higher_priority": self.lost_to, "ineligible": self.ineligible, "arms": self.arms,
+            "waiting_for_golden_time": self.waiting, "weights": self.weights,
+            "added": sync.added if sync else 0, "changed": sync.changed if sync else 0,
+            "removed": sync.removed if sync else 0, "rejected": sync.rejected if sync else 0,
+            "suppressed": sync.suppressed if sync else 0, "deferred": sync.deferred if sync else 0,
+            "held_reasons": sync.held_reasons if sync else {}, "dry_run_path": sync.dry_run_path if sync else None,
+        }
+
+
+def destination_config(config: Mapping, name: str, profile: str | None = None) -> Mapping:
+    profile = profile or os.environ.get(PROFILE_ENV, DEFAULT_PROFILE)
+    profiles = config.get("destinations") or {}
+    if profile not in profiles:
+        raise AudienceSpecError(f"_config.yml: no destination profile {profile!r} (have {', '.join(profiles)})")
+    if name not in profiles[profile]:
+        raise AudienceSpecError(f"_config.yml: destination {name!r} is not defined in profile {profile!r}")
+    return profiles[profile][name]
+
+
+def current_weights(con, spec: AudienceSpec, choose: Callable | None = None) -> dict[str, float]:
+    """Fixed split: the spec's weights. Bandit: ``choose(con, spec)`` (Thompson sampling on the
+    measured results) when given and it has an answer, else the latest round's, else the spec's."""
+    spec_weights = {v.name: v.weight for v in spec.experiment.variants}
+    if spec.experiment.allocation == "fixed":
+        return spec_weights
+    if choose is not None:
+        chosen = choose(con, spec)
+        if chosen:
+            return chosen
+    latest = latest_round(con, spec.name)
+    return latest[1] if latest else spec_weights
+
+
+def activate(
+    con,
+    spec: AudienceSpec,
+    specs: Mapping[str, AudienceSpec],
+    config: Mapping,
+    data_dir: str | Path,
+    as_of: datetime,
+    *,
+    dry_run: bool = False,
+    destination=None,
+    choose_weights: Callable | None = None,
+    evaluation: Evaluation | None = None,
+    sleep=None,
+    environ: Mapping[str, str] | None = None,
+) -> AudienceRun:
+    if as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=timezone.utc)
+    run = AudienceRun(spec.name, spec.channel, spec.destination, as_of)
+    evaluation = evaluation or evaluate(con, dict(specs), as_of, only=spec.name)[spec.name]
+    run.qualified, run.after_priorities, run.lost_to = len(evaluation.qualified), len(evaluation.members), evaluation.lost_to
+    members = evaluation.members
+    rows = {str(r["customer_id"]): r for r in members.to_dicts()}
+
+    law = None
+    keys = list(rows)
+    if spec.is_messaging:
+        law = SendingLaw(con, spec.channel, spec.advertising, list(rows.values()), as_of,
+                         frequency_caps(config), allow_purchase_relationship=bool(spec.raw.get("allow_purchase_relationship")))
+        keys, run.ineligible = law.eligible(keys)
+
+    weights = current_weights(con, spec, choose_weights)
+    run.weights = weights
+    if dry_run:
+        from activations.experiments.assignment import assign
+
+        arms = dict(zip(keys, (str(a) for a in assign(spec.name, keys, weights, spec.experiment.holdout))))
+    else:
+        arms = assign_and_record(con, spec.name, keys, weights, spec.experiment.holdout,
+                                 spec.experiment.allocation, as_of)
+    for arm in arms.values():
+        run.arms[arm] = run.arms.get(arm, 0) + 1
+
+    builder = PayloadBuilder(spec, config, environ)
+    variants = {v.name: v for v in spec.experiment.variants}
+    base_delay = spec.golden_time.delay if spec.golden_time else timedelta(0)
+    audience = []
+    for key in keys:
+        arm = arms[key]
+        if arm == HOLDOUT_ARM:
+            continue
+        variant = variants.get(arm) or spec.experiment.variants[0]
+        row = rows[key]
+        if variant.delay is not None and variant.delay > base_delay and row.get("triggered_at") is not None:
+            if naive_utc(row["triggered_at"]) > naive_utc(as_of) - variant.delay:
+                run.waiting += 1  # this variant's golden time comes later; a later run sends it
+                continue
+        audience.append({"customer_id": key, **builder.build(row, variant)})
+
+    if destination is None:
+        destination = build_destination(spec.destination, destination_config(config, spec.destination), data_dir,
+                                        environ)
+    fields = sorted({k for record in audience for k in record} - {"customer_id"})
+    for record in audience:  # every row carries every field (a variant may add one)
+        for name in fields:
+            record.setdefault(name, None)
+    kwargs = {"sleep": sleep} if sleep is not None else {}
+    run.sync = run_sync(
+        con, spec.name, audience, "customer_id", fields, destination, mode=spec.mode, dry_run=dry_run,
+        max_rejected_share=spec.max_rejected_share, gate=law, channel=spec.channel if spec.is_messaging else None,
+        advertising=spec.advertising if spec.is_messaging else None, now=lambda: as_of,
+        dry_run_path=Path(data_dir) / "dry_runs" / f"{spec.name}.jsonl" if dry_run else None, **kwargs)
+    return run
+
+
+def members_frame(evaluation: Evaluation, columns: list[str]) -> pl.DataFrame:
+    present = [c for c in columns if c in evaluation.members.columns]
+    return evaluation.members.select(present)
