@@ -230,6 +230,9 @@ def parse_spec(raw: dict, path: str = "<spec>") -> AudienceSpec:
     advertising = raw.get("advertising")
     if not isinstance(advertising, bool):
         raise AudienceSpecError(f"{where}: 'advertising' must be true or false (the sending law depends on it)")
+    if channel == "kakao" and advertising:
+        raise AudienceSpecError(f"{where}: Kakao Alimtalk carries information only (orders, deliveries, grades); "
+                                "send promotions by sms or email")
     message = raw.get("message") or {}
     if not isinstance(message, dict):
         raise AudienceSpecError(f"{where}.message must map payload fields to templates")
