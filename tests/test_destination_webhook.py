@@ -54,7 +54,8 @@ class Hook:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02},
+                                       daemon=True)
 
     def handle(self, body, headers):
         rows = []
@@ -184,3 +185,54 @@ def test_connection_refused_is_transient_and_missing_secret_is_an_error(monkeypa
     monkeypatch.delenv(ENV)
     with pytest.raises(RuntimeError, match=ENV):
         WebhookDestination(f"http://127.0.0.1:{port}/", ENV).send([row])
+
+
+# --- the shared HTTP plumbing (activations/destinations/http.py) the webhook is built on -------------
+
+def test_retry_after_seconds_http_date_and_rate_limit_reset():
+    from email.utils import formatdate
+
+    from activations.destinations.http import retry_after_seconds
+
+    now = 1_700_000_000.0
+    assert retry_after_seconds({"Retry-After": "7"}) == 7.0
+    assert retry_after_seconds({"Retry-After": formatdate(now + 30, usegmt=True)}, now=lambda: now) == 30.0
+    assert retry_after_seconds({"X-RateLimit-Reset": str(int(now) + 3)}, now=lambda: now) == 3.0
+    assert retry_after_seconds({"X-RateLimit-Reset": str(int(now) + 3)}, rate_limit_reset=False) is None
+    assert retry_after_seconds({"Retry-After": "soon"}) is None and retry_after_seconds(None) is None
+
+
+def test_post_json_timeouts_are_transient_and_echoed_secrets_are_scrubbed():
+    from activations.destinations.http import HttpError, post_json
+
+    silent = socket.socket()  # accepts connections (backlog) but never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)
+    try:
+        with pytest.raises(TransientError, match="network error"):
+            post_json(f"http://127.0.0.1:{silent.getsockname()[1]}/", {"a": 1}, timeout=0.2)
+    finally:
+        silent.close()
+
+    class Echo(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            raw = json.dumps({"message": f"bad key {self.headers.get('X-Secret-Key')}"}).encode()
+            self.send_response(403)
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(HttpError) as info:
+            post_json(f"http://127.0.0.1:{server.server_address[1]}/", {"a": 1},
+                      {"X-Secret-Key": "top-secret-value"}, vendor="Acme")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert info.value.status == 403 and str(info.value) == "Acme HTTP 403: bad key ***"

@@ -13,14 +13,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
-import socket
-import urllib.error
-import urllib.request
-from email.utils import parsedate_to_datetime
-from datetime import datetime, timezone
 
-from activations.sync.destination import BatchRejected, RowResult, SyncRow, TransientError
+from activations.sync.destination import BatchRejected, RowResult, SyncRow
+
+from .http import HttpError, env_secret, post_json
 
 SIGNATURE_HEADER = "X-GoldenTime-Signature"
 
@@ -28,19 +24,6 @@ SIGNATURE_HEADER = "X-GoldenTime-Signature"
 def sign(secret: str | bytes, body: bytes) -> str:
     key = secret.encode() if isinstance(secret, str) else secret
     return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-            return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
-        except (TypeError, ValueError):
-            return None
 
 
 class WebhookDestination:
@@ -56,10 +39,7 @@ class WebhookDestination:
         self.headers = dict(headers or {})
 
     def _secret(self) -> str:
-        secret = os.environ.get(self.secret_env)
-        if not secret:
-            raise RuntimeError(f"webhook secret env var {self.secret_env!r} is not set")
-        return secret
+        return env_secret(self.secret_env, "webhook secret")
 
     @staticmethod
     def body(rows: list[SyncRow]) -> bytes:
@@ -71,24 +51,16 @@ class WebhookDestination:
     def send(self, rows: list[SyncRow]) -> list[RowResult]:
         body = self.body(rows)
         batch_key = hashlib.sha256("|".join(r.idempotency_key for r in rows).encode()).hexdigest()
-        request = urllib.request.Request(self.url, data=body, method="POST", headers={
-            **self.headers, "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(self._secret(), body), "Idempotency-Key": batch_key,
-        })
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return self._parse_ok(rows, response.read())
-        except urllib.error.HTTPError as exc:
-            text = exc.read().decode("utf-8", "replace")[:500]
-            status = exc.code
-            if status == 429 or status >= 500:
-                raise TransientError(f"HTTP {status}: {text}", _retry_after(exc.headers.get("Retry-After")))
-            message = f"HTTP {status}: {text}"
-            if status in (401, 403) or len(rows) == 1:
+        headers = {**self.headers, "Content-Type": "application/json",
+                   SIGNATURE_HEADER: sign(self._secret(), body), "Idempotency-Key": batch_key}
+        try:  # 429 / 5xx / network -> TransientError, raised by post_json
+            response = post_json(self.url, body, headers, timeout=self.timeout)
+        except HttpError as exc:
+            message = f"HTTP {exc.status}: {exc.response.text[:500] if exc.response else exc.message}"
+            if exc.status in (401, 403) or len(rows) == 1:
                 return [RowResult(r.key, "rejected", message) for r in rows]
-            raise BatchRejected(message)
-        except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as exc:
-            raise TransientError(f"network error: {exc}") from exc
+            raise BatchRejected(message) from None
+        return self._parse_ok(rows, response.text.encode())
 
     @staticmethod
     def _parse_ok(rows: list[SyncRow], raw: bytes) -> list[RowResult]:
