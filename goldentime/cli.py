@@ -17,6 +17,7 @@ from goldentime import settings
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Golden Time: the right message, to the right customer, at the right moment.")
 
 INGEST_SELECTION = "raw/events,raw/identifies,raw/orders"
+DEMO_DESTINATION_FOLDERS = ("outbox", "exports", "dry_runs", "journals")
 
 
 @app.command()
@@ -59,6 +60,8 @@ def demo(
     if fresh:
         shutil.rmtree(landing, ignore_errors=True)
         Path(settings.warehouse_path()).unlink(missing_ok=True)
+        for local_destination in DEMO_DESTINATION_FOLDERS:  # the local "tools" the audiences were sent to
+            shutil.rmtree(settings.data_dir() / local_destination, ignore_errors=True)
     if not Path(landing).exists() or not any(Path(landing).rglob("date=*")):
         typer.echo(f"generating sample data into {landing} …")
         generate(out=Path(landing), customers=customers, events=None, start="2026-01-01", days=days,
@@ -77,9 +80,16 @@ def demo(
     _dagster(["job", "execute", "-j", "transform_job"], env, log_name="demo-transform", what="dbt build")
     typer.echo("training, evaluating and scoring (ml_job: churn model, BG/NBD + Gamma-Gamma LTV, ranking) …")
     _dagster(["job", "execute", "-j", "ml_job"], env, log_name="demo-ml", what="ML training, evaluation and scoring")
+    # The simulated shop's "now" is its last event, not today's date: audiences are evaluated then.
+    env.setdefault(settings.AS_OF_ENV, _data_now().isoformat())
+    env.setdefault("GOLDENTIME_UNSUBSCRIBE_SECRET", "demo-only-unsubscribe-secret")
+    typer.echo(f"syncing the audiences as of {env[settings.AS_OF_ENV]} (activations_job: audiences/*.yml → "
+               "local files under data/) …")
+    _dagster(["job", "execute", "-j", "activations_job"], env, log_name="demo-activations", what="audience syncs")
     _print_ingest_summary()
     _print_model_summary()
     _print_score_summary()
+    _print_activation_summary()
     typer.echo(f"\ndone in {time.perf_counter() - started:.0f}s; warehouse {settings.warehouse_path()}; "
                f"logs in {settings.data_dir() / 'logs'}; browse it all with `make dev`")
 
@@ -142,6 +152,54 @@ def _print_ingest_summary() -> None:
     typer.echo("  tables: " + ", ".join(f"raw.{t} {n:,} rows" for t, n in tables.items()))
     if reasons:
         typer.echo("  quarantined by reason: " + ", ".join(f"{feed}/{reason} {n}" for feed, reason, n in reasons))
+
+
+def _data_now():
+    import duckdb
+
+    con = duckdb.connect(settings.warehouse_path(), read_only=True)
+    try:
+        return con.execute("select max(event_at) from marts.fct_events").fetchall()[0][0]
+    finally:
+        con.close()
+
+
+def _print_activation_summary() -> None:
+    import duckdb
+
+    con = duckdb.connect(settings.warehouse_path(), read_only=True)
+    try:
+        runs = con.execute(
+            """
+            select r.sync_name, r.added, r.changed, r.removed, r.rejected,
+                   (select count(*) from activations.sync_log l where l.run_id = r.run_id and l.status = 'suppressed'),
+                   (select count(*) from activations.sync_log l where l.run_id = r.run_id and l.status = 'deferred'),
+                   (select count(*) from activations.sync_state s where s.sync_name = r.sync_name)
+            from activations.sync_runs r
+            where r.started_at = (select max(started_at) from activations.sync_runs x where x.sync_name = r.sync_name)
+            order by r.sync_name
+            """
+        ).fetchall()
+        arms = dict(con.execute(
+            "select campaign, string_agg(arm || ' ' || n, ', ' order by arm) from "
+            "(select campaign, arm, count(*) n from activations.assignments group by all) group by campaign").fetchall())
+    finally:
+        con.close()
+    typer.echo("\nActivations (last run of each audience; local destinations under data/outbox and data/exports)")
+    typer.echo(f"  {'audience':<24}{'added':>7}{'changed':>8}{'removed':>8}{'failed':>7}{'held':>6}{'deferred':>9}"
+               f"{'synced':>8}  arms")
+    for name, added, changed, removed, rejected, held, deferred, synced in runs:
+        typer.echo(f"  {name:<24}{added:>7,}{changed:>8,}{removed:>8,}{rejected:>7,}{held:>6,}{deferred:>9,}"
+                   f"{synced:>8,}  {arms.get(name, '-')}")
+    outbox = settings.data_dir() / "outbox" / "email.jsonl"
+    if outbox.exists():
+        import json
+
+        first = next((json.loads(line) for line in outbox.read_text(encoding="utf-8").splitlines() if line.strip()), None)
+        if first:
+            payload = first["payload"]
+            typer.echo(f"  e.g. email to customer {first['key']} ({payload.get('campaign_id')}/{payload.get('variant')}): "
+                       f"{payload.get('subject')}")
 
 
 def _print_model_summary() -> None:

@@ -16,7 +16,7 @@ from typing import Callable, Mapping
 import polars as pl
 
 from activations.destinations.registry import build_destination
-from activations.experiments.allocation import assign_and_record, latest_round
+from activations.experiments.allocation import assign_and_record, assigned_customers, latest_round
 from activations.experiments.assignment import HOLDOUT_ARM
 from activations.sync.engine import SyncReport, run_sync
 
@@ -41,7 +41,7 @@ class AudienceRun:
     lost_to: dict[str, int] = field(default_factory=dict)
     ineligible: dict[str, int] = field(default_factory=dict)  # reason -> customers kept out by the law
     arms: dict[str, int] = field(default_factory=dict)  # arm -> customers assigned (this run's members)
-    waiting: int = 0  # variant's golden time not reached yet
+    waiting: int = 0  # not sent yet: a variant's golden time not reached, or beyond the ramp
     sync: SyncReport | None = None
     weights: dict[str, float] = field(default_factory=dict)
 
@@ -112,6 +112,15 @@ def activate(
         law = SendingLaw(con, spec.channel, spec.advertising, list(rows.values()), as_of,
                          frequency_caps(config), allow_purchase_relationship=bool(spec.raw.get("allow_purchase_relationship")))
         keys, run.ineligible = law.eligible(keys)
+
+    if spec.max_new_per_run is not None:
+        # A ramp: customers already in the campaign stay; at most N new ones (best-ranked) join per run,
+        # each run's newcomers taking the weights of that moment (how a bandit's traffic shifts).
+        known = set(assigned_customers(con, spec.name))
+        newcomers = [k for k in keys if k not in known]
+        run.waiting += max(0, len(newcomers) - spec.max_new_per_run)
+        admitted = set(newcomers[:spec.max_new_per_run])
+        keys = [k for k in keys if k in known or k in admitted]
 
     weights = current_weights(con, spec, choose_weights)
     run.weights = weights

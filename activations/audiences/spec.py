@@ -108,6 +108,7 @@ class AudienceSpec:
     mode: str
     max_rejected_share: float
     experiment: Experiment
+    max_new_per_run: int | None = None  # ramp: at most this many customers enter per run, best-ranked first
     golden_time: GoldenTime | None = None
     ranking: Ranking | None = None
     schedule: str | None = None
@@ -269,6 +270,7 @@ def parse_spec(raw: dict, path: str = "<spec>") -> AudienceSpec:
         fields={str(k): str(v) for k, v in fields.items()},
         mode=mode,
         max_rejected_share=float(sync.get("max_rejected_share", 0.1)),
+        max_new_per_run=int(sync["max_new_per_run"]) if sync.get("max_new_per_run") else None,
         experiment=_parse_experiment(raw.get("experiment"), message, where),
         golden_time=golden_time,
         ranking=_parse_ranking(raw.get("ranking"), where),

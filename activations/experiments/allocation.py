@@ -30,6 +30,12 @@ def latest_round(con, campaign: str) -> tuple[int, dict[str, float], float] | No
     return number, json.loads(weights), holdout
 
 
+def assigned_customers(con, campaign: str) -> list[str]:
+    Ledger(con)
+    return [r[0] for r in con.execute(
+        f"SELECT customer_id FROM {SCHEMA}.assignments WHERE campaign = ?", [campaign]).fetchall()]
+
+
 def ensure_round(con, campaign: str, weights: Mapping[str, float], holdout_share: float, mode: str,
                  now: datetime) -> int:
     """The round to assign new customers in: the latest if its weights are these, else a new one.
@@ -76,4 +82,4 @@ def assign_and_record(con, campaign: str, customer_ids: Sequence[str], weights: 
     return {c: existing[c] for c in ids}
 
 
-__all__ = ["HOLDOUT_ARM", "latest_round", "ensure_round", "assign_and_record"]
+__all__ = ["HOLDOUT_ARM", "assigned_customers", "latest_round", "ensure_round", "assign_and_record"]
