@@ -51,6 +51,8 @@ def demo(
     customers: int = typer.Option(10_000, help="Simulated people when sample data has to be generated."),
     days: int = typer.Option(60, help="Simulated days when sample data has to be generated."),
     fresh: bool = typer.Option(False, help="Regenerate the sample data and rebuild the warehouse from scratch."),
+    campaign_rounds: int = typer.Option(3, help="Daily sends of the spring_sale A/B/N campaign to simulate and "
+                                              "measure (0: skip)."),
 ) -> None:
     """Generate sample data (if the landing zone is empty) and materialise every asset."""
     from goldentime.ingest.landing import landing_days
@@ -90,6 +92,10 @@ def demo(
     _print_model_summary()
     _print_score_summary()
     _print_activation_summary()
+    if campaign_rounds:
+        from goldentime.campaign_demo import run_demo_campaign
+
+        run_demo_campaign(_dagster, env, _data_now_utc(), INGEST_SELECTION, typer.echo, rounds=campaign_rounds)
     typer.echo(f"\ndone in {time.perf_counter() - started:.0f}s; warehouse {settings.warehouse_path()}; "
                f"logs in {settings.data_dir() / 'logs'}; browse it all with `make dev`")
 
@@ -155,13 +161,23 @@ def _print_ingest_summary() -> None:
 
 
 def _data_now():
+    """The simulated shop's last event, leaving out the demo campaign's own simulated responses (so a
+    second `make demo` evaluates the audiences at the same instant as the first)."""
     import duckdb
 
     con = duckdb.connect(settings.warehouse_path(), read_only=True)
     try:
-        return con.execute("select max(event_at) from marts.fct_events").fetchall()[0][0]
+        return con.execute(
+            "select max(event_at) from raw.events where source_file not like '%/campaign-%'").fetchall()[0][0]
     finally:
         con.close()
+
+
+def _data_now_utc():
+    from datetime import timezone
+
+    moment = _data_now()
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _print_activation_summary() -> None:
@@ -381,3 +397,36 @@ def audiences_exposures() -> None:
     path = settings.REPO_ROOT / "dbt_project" / "models" / "exposures.yml"
     path.write_text(render_exposures(specs), encoding="utf-8")
     typer.echo(f"wrote {path} ({len(specs)} exposures)")
+
+
+campaigns_app = typer.Typer(no_args_is_help=True, help="Campaign results: every arm against the holdout.")
+app.add_typer(campaigns_app, name="campaigns")
+
+
+@campaigns_app.command("report")
+def campaigns_report(
+    name: str = typer.Argument(..., help="Campaign (= audience) name."),
+    seed: int = typer.Option(0, help="Seed of the posterior draws (P(best), next allocation)."),
+) -> None:
+    """Conversion and revenue per arm, uplift vs holdout with 95% CIs, P(best), SRM and the next split.
+
+    Reads the campaign marts: run `campaign_measurement_job` (or a dbt build) after new events first."""
+    import duckdb
+
+    from activations.experiments.results import CampaignNotFound, campaign_results, next_allocation, report_text
+
+    specs, _ = _load_audiences()
+    spec = specs.get(name)
+    con = duckdb.connect(settings.warehouse_path(), read_only=True)
+    try:
+        results = campaign_results(con, name, seed=seed)
+    except (CampaignNotFound, duckdb.CatalogException) as exc:
+        raise typer.Exit(_fail(str(exc)))
+    finally:
+        con.close()
+    allocation = None
+    if results.variants:
+        floor = spec.experiment.floor if spec else 0.01
+        min_exposures = spec.experiment.min_exposures if spec else 100
+        allocation = next_allocation(results, floor=floor, min_exposures=min_exposures, seed=seed)
+    typer.echo(report_text(results, allocation))

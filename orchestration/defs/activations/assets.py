@@ -17,6 +17,7 @@ from dagster_duckdb import DuckDBResource
 from activations.audiences.compiler import COHORTS, DROPOFFS
 from activations.audiences.spec import AudienceSpec, load_config, load_specs
 from goldentime import settings
+from orchestration.defs.activations.campaign_results import campaign_results_assets, campaign_results_key
 
 SCORES = dg.AssetKey(["ml", "customer_scores"])
 CUSTOMERS = dg.AssetKey(["marts", "dim_customers"])
@@ -114,18 +115,25 @@ def build_audience_asset(spec: AudienceSpec) -> dg.AssetsDefinition:
 
 
 def _bandit_weights(con, spec: AudienceSpec):
-    """Thompson-sampling weights from the measured campaign results (None until there are any)."""
+    """Thompson-sampling weights from the measured campaign results; None (keep the last round's
+    weights) before there are any, and when the sample-ratio check says the assignment is broken:
+    a broken experiment must not steer traffic."""
+    import duckdb
+
+    from activations.experiments.results import CampaignNotFound, campaign_results, next_allocation
+
     try:
-        from activations.experiments.results import campaign_results, next_allocation
-    except ImportError:
+        results = campaign_results(con, spec.name, seed=0)
+    except (CampaignNotFound, duckdb.CatalogException):  # not measured yet / campaign marts not built
         return None
-    try:
-        results = campaign_results(con, spec.name)
-    except Exception:  # no measurement yet (models not built, no exposures): keep the last round's weights
+    if results.srm_flagged or not results.variants:
         return None
-    if results is None:
-        return None
-    return next_allocation(results, floor=spec.experiment.floor, min_exposures=spec.experiment.min_exposures)
+    return dict(next_allocation(results, floor=spec.experiment.floor, min_exposures=spec.experiment.min_exposures,
+                                seed=0))
+
+
+def is_experiment(spec: AudienceSpec) -> bool:
+    return spec.experiment.holdout > 0 or len(spec.experiment.variants) > 1
 
 
 def build_activation_defs() -> dg.Definitions:
@@ -146,4 +154,14 @@ def build_activation_defs() -> dg.Definitions:
             name=f"sync_{spec.name}_schedule", job=job, cron_schedule=spec.schedule,
             execution_timezone="Asia/Seoul", default_status=dg.DefaultScheduleStatus.STOPPED,
             description=f"Sync audience {spec.name} ({spec.schedule}, Asia/Seoul)."))
-    return dg.Definitions(assets=assets, jobs=[activations_job], schedules=schedules)
+    campaigns = [spec.name for spec in specs.values() if is_experiment(spec)]
+    results = campaign_results_assets(campaigns)
+    # Measuring needs the campaign marts and the models they read (fct_events …), not a full build.
+    measured = dg.AssetSelection.assets(*(campaign_results_key(c) for c in campaigns))
+    campaign_measurement_job = dg.define_asset_job(
+        "campaign_measurement_job",
+        selection=(measured.upstream() - dg.AssetSelection.key_prefixes("raw", "ledger")) | measured,
+        description="Rebuild the campaign marts (and the dbt models they read) and every campaign's results.",
+        executor_def=dg.in_process_executor)
+    return dg.Definitions(assets=[*assets, *results], jobs=[activations_job, campaign_measurement_job],
+                          schedules=schedules)

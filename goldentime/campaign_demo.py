@@ -1,0 +1,89 @@
+"""The demo's campaign: several daily sends of an A/B/N audience with a holdout, simulated responses
+with known true effects, measurement by dbt, and the bandit moving traffic between sends.
+
+Every step is what production does, through Dagster: the audience asset sends (recording arms
+first), the simulated customers' events land in the landing zone and are ingested like any other
+day, ``campaign_measurement_job`` rebuilds the campaign marts and results, and the next send takes
+the Thompson-sampling weights from those results.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta, timezone
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+import duckdb
+
+from goldentime import settings
+
+CAMPAIGN = "spring_sale"
+# True effects of the simulation: the holdout converts at 8% within 7 days; the variants multiply it.
+BASELINE_CONVERSION = 0.08
+TRUE_LIFTS = {"discount": 1.25, "free_shipping": 1.0, "bestseller": 1.75}
+OPEN_RATES = {"discount": 0.30, "free_shipping": 0.25, "bestseller": 0.35}
+SEND_LOCAL_TIME = time(10, 0)  # 10:00 in Seoul: day time, so the night-time rule defers nothing
+ATTRIBUTION_DAYS = 7
+
+
+def send_times(data_now: datetime, rounds: int) -> list[datetime]:
+    """10:00 Seoul time on each of the `rounds` days after the shop's last event, in UTC."""
+    seoul = ZoneInfo("Asia/Seoul")
+    first_day = data_now.astimezone(seoul).date() + timedelta(days=1)
+    return [datetime.combine(first_day + timedelta(days=k), SEND_LOCAL_TIME, seoul).astimezone(timezone.utc)
+            for k in range(rounds)]
+
+
+def run_demo_campaign(dagster: Callable[..., None], env: dict, data_now: datetime, ingest_selection: str,
+                      echo: Callable[[str], None], rounds: int = 3, seed: int = 42) -> None:
+    from activations.experiments.results import campaign_results, next_allocation, report_text
+    from goldentime.sample_data.campaigns import campaign_effects, simulate_campaign_responses
+
+    effects = campaign_effects(BASELINE_CONVERSION, TRUE_LIFTS, open_rate=OPEN_RATES, click_rate=0.3)
+    landing = settings.landing_url()
+    sends = send_times(data_now, rounds)
+    echo(f"\nCampaign {CAMPAIGN}: {rounds} daily sends (A/B/N + 10% holdout, bandit), true conversion "
+         f"holdout {BASELINE_CONVERSION:.0%}, " + ", ".join(f"{arm} {BASELINE_CONVERSION * lift:.0%}"
+                                                           for arm, lift in TRUE_LIFTS.items()))
+
+    def measure(days: list) -> None:
+        for day in days:
+            dagster(["asset", "materialize", "--select", ingest_selection, "--partition", day.isoformat()],
+                    env, log_name=f"demo-campaign-ingest-{day}", what=f"ingestion of {day}")
+        dagster(["job", "execute", "-j", "campaign_measurement_job"], env, log_name="demo-campaign-measure",
+                what="campaign measurement")
+
+    for number, send_at in enumerate(sends, start=1):
+        env[settings.AS_OF_ENV] = send_at.isoformat()
+        dagster(["asset", "materialize", "--select", f"activations/{CAMPAIGN}"], env,
+                log_name=f"demo-campaign-send-{number}", what=f"send {number} of {CAMPAIGN}")
+        con = duckdb.connect(settings.warehouse_path(), read_only=True)
+        try:
+            simulate_campaign_responses(con, CAMPAIGN, landing, effects, day=send_at.date(), seed=seed)
+            weights = con.execute(
+                "select weights from activations.allocation_rounds where campaign = ? order by round desc limit 1",
+                [CAMPAIGN]).fetchall()
+            arms = con.execute("select arm, count(*) from activations.assignments where campaign = ? "
+                               "and assigned_at = ? group by arm order by arm", [CAMPAIGN, send_at]).fetchall()
+        finally:
+            con.close()
+        measure([send_at.date()])
+        echo(f"  send {number} at {send_at:%Y-%m-%d %H:%M} UTC with weights {weights[0][0] if weights else '-'}: "
+             + ", ".join(f"{arm} {n}" for arm, n in arms))
+
+    # Let every attribution window close, then measure once more.
+    last_day = sends[-1].date() + timedelta(days=ATTRIBUTION_DAYS + 1)
+    con = duckdb.connect(settings.warehouse_path(), read_only=True)
+    try:
+        simulate_campaign_responses(con, CAMPAIGN, landing, effects, day=None, seed=seed)
+    finally:
+        con.close()
+    later = [sends[-1].date() + timedelta(days=k) for k in range(1, (last_day - sends[-1].date()).days + 1)]
+    measure(later)
+    con = duckdb.connect(settings.warehouse_path(), read_only=True)
+    try:
+        results = campaign_results(con, CAMPAIGN, seed=seed)
+    finally:
+        con.close()
+    allocation = next_allocation(results, floor=0.05, min_exposures=100, seed=seed)
+    echo(report_text(results, allocation))
