@@ -558,3 +558,29 @@ def test_simulation_is_deterministic_and_day_by_day(campaign, tmp_path):
     assert other.converted != first.converted
     with pytest.raises(ValueError, match="no effects"):
         simulate_campaign_responses(con, CAMPAIGN, tmp_path / "x", {"A": EFFECTS["A"]}, seed=SEED)
+
+
+def test_the_audience_asset_takes_bandit_weights_from_results_unless_srm_fails(campaign, tmp_path):
+    from activations.audiences.spec import parse_spec
+    from orchestration.defs.activations.assets import _bandit_weights
+
+    spec = parse_spec({
+        "name": CAMPAIGN, "description": "d", "source": {"customers": True}, "channel": "email",
+        "destination": "email", "advertising": False, "fields": {"email": "email"},
+        "experiment": {"holdout": HOLDOUT_SHARE, "allocation": "bandit", "floor": 0.02,
+                       "variants": [{"name": "A", "weight": 0.5}, {"name": "B", "weight": 0.5}]}})
+    weights = _bandit_weights(campaign["con"], spec)
+    assert set(weights) == {"A", "B"} and sum(weights.values()) == pytest.approx(1)
+    assert weights["B"] > 0.9 and weights["A"] >= 0.02
+    assert _bandit_weights(duckdb.connect(), spec) is None  # no campaign marts yet: keep the last weights
+    path = copy_warehouse(campaign["path"], tmp_path / "broken.duckdb")
+    con = duckdb.connect(str(path))
+    con.execute("delete from activations.assignments where campaign = ? and arm = 'B' and customer_id like '%1'",
+                [CAMPAIGN])
+    con.close()
+    run_dbt(path, "build", "--select", "path:models/staging/activations+")
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        assert _bandit_weights(con, spec) is None  # a sample-ratio mismatch must not steer traffic
+    finally:
+        con.close()
