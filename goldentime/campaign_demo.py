@@ -26,64 +26,83 @@ SEND_LOCAL_TIME = time(10, 0)  # 10:00 in Seoul: day time, so the night-time rul
 ATTRIBUTION_DAYS = 7
 
 
-def send_times(data_now: datetime, rounds: int) -> list[datetime]:
-    """10:00 Seoul time on each of the `rounds` days after the shop's last event, in UTC."""
+def send_times(data_now: datetime, count: int) -> list[datetime]:
+    """10:00 Seoul time on each of the `count` days after the shop's last event, in UTC."""
     seoul = ZoneInfo("Asia/Seoul")
     first_day = data_now.astimezone(seoul).date() + timedelta(days=1)
     return [datetime.combine(first_day + timedelta(days=k), SEND_LOCAL_TIME, seoul).astimezone(timezone.utc)
-            for k in range(rounds)]
+            for k in range(count)]
+
+
+def _campaign_state(send_at: datetime | None = None):
+    con = duckdb.connect(settings.warehouse_path(), read_only=True)
+    try:
+        first = con.execute("select min(assigned_at) from activations.assignments where campaign = ?",
+                            [CAMPAIGN]).fetchall()[0][0]
+        weights = con.execute("select weights from activations.allocation_rounds where campaign = ? "
+                              "order by round desc limit 1", [CAMPAIGN]).fetchall()
+        arms = con.execute("select arm, count(*) from activations.assignments where campaign = ? and round = "
+                           "(select max(round) from activations.allocation_rounds where campaign = ?) "
+                           "group by arm order by arm", [CAMPAIGN, CAMPAIGN]).fetchall()
+    finally:
+        con.close()
+    return first, (weights[0][0] if weights else "-"), arms
 
 
 def run_demo_campaign(dagster: Callable[..., None], env: dict, data_now: datetime, ingest_selection: str,
                       echo: Callable[[str], None], rounds: int = 3, seed: int = 42) -> None:
+    """`rounds` sends in all: the first went out with the other audiences (activations_job), the
+    others on the following days, each after measuring what happened since the previous one."""
     from activations.experiments.results import campaign_results, next_allocation, report_text
     from goldentime.sample_data.campaigns import campaign_effects, simulate_campaign_responses
 
     effects = campaign_effects(BASELINE_CONVERSION, TRUE_LIFTS, open_rate=OPEN_RATES, click_rate=0.3)
     landing = settings.landing_url()
-    sends = send_times(data_now, rounds)
-    echo(f"\nCampaign {CAMPAIGN}: {rounds} daily sends (A/B/N + 10% holdout, bandit), true conversion "
-         f"holdout {BASELINE_CONVERSION:.0%}, " + ", ".join(f"{arm} {BASELINE_CONVERSION * lift:.0%}"
-                                                           for arm, lift in TRUE_LIFTS.items()))
+    first_send, weights, arms = _campaign_state()
+    if first_send is None:
+        echo(f"campaign {CAMPAIGN}: nobody assigned by the first sync; skipped")
+        return
+    echo(f"\nCampaign {CAMPAIGN}: {rounds} daily sends (A/B/N + 10% holdout, bandit); true 7-day conversion: "
+         f"holdout {BASELINE_CONVERSION:.0%}, " + ", ".join(
+             f"{arm} {BASELINE_CONVERSION * lift:.0%}" for arm, lift in TRUE_LIFTS.items()))
+    echo(f"  send 1 at {first_send:%Y-%m-%d %H:%M} UTC (with the other audiences), weights {weights}: "
+         + ", ".join(f"{arm} {n}" for arm, n in arms))
+    measured_until = first_send.date() - timedelta(days=1)
 
-    def measure(days: list) -> None:
-        for day in days:
-            dagster(["asset", "materialize", "--select", ingest_selection, "--partition", day.isoformat()],
-                    env, log_name=f"demo-campaign-ingest-{day}", what=f"ingestion of {day}")
+    def catch_up(until) -> None:
+        """Simulate the customers' responses landing up to `until`, ingest those days, measure."""
+        nonlocal measured_until
+        days = [measured_until + timedelta(days=k) for k in range(1, (until - measured_until).days + 1)]
+        if not days:
+            return
+        con = duckdb.connect(settings.warehouse_path(), read_only=True)
+        try:
+            for day in days:
+                simulate_campaign_responses(con, CAMPAIGN, landing, effects, day=day, seed=seed)
+        finally:
+            con.close()
+        dagster(["asset", "materialize", "--select", ingest_selection, "--partition-range",
+                 f"{days[0].isoformat()}...{days[-1].isoformat()}"], env, log_name="demo-campaign-ingest",
+                what=f"ingestion of {days[0]}…{days[-1]}")
         dagster(["job", "execute", "-j", "campaign_measurement_job"], env, log_name="demo-campaign-measure",
                 what="campaign measurement")
+        measured_until = until
 
-    for number, send_at in enumerate(sends, start=1):
+    for number, send_at in enumerate(send_times(first_send, rounds - 1), start=2):
+        catch_up(send_at.date() - timedelta(days=1))
         env[settings.AS_OF_ENV] = send_at.isoformat()
         dagster(["asset", "materialize", "--select", f"activations/{CAMPAIGN}"], env,
                 log_name=f"demo-campaign-send-{number}", what=f"send {number} of {CAMPAIGN}")
-        con = duckdb.connect(settings.warehouse_path(), read_only=True)
-        try:
-            simulate_campaign_responses(con, CAMPAIGN, landing, effects, day=send_at.date(), seed=seed)
-            weights = con.execute(
-                "select weights from activations.allocation_rounds where campaign = ? order by round desc limit 1",
-                [CAMPAIGN]).fetchall()
-            arms = con.execute("select arm, count(*) from activations.assignments where campaign = ? "
-                               "and assigned_at = ? group by arm order by arm", [CAMPAIGN, send_at]).fetchall()
-        finally:
-            con.close()
-        measure([send_at.date()])
-        echo(f"  send {number} at {send_at:%Y-%m-%d %H:%M} UTC with weights {weights[0][0] if weights else '-'}: "
+        _, weights, arms = _campaign_state()
+        echo(f"  send {number} at {send_at:%Y-%m-%d %H:%M} UTC, bandit weights {weights}: "
              + ", ".join(f"{arm} {n}" for arm, n in arms))
 
-    # Let every attribution window close, then measure once more.
-    last_day = sends[-1].date() + timedelta(days=ATTRIBUTION_DAYS + 1)
-    con = duckdb.connect(settings.warehouse_path(), read_only=True)
-    try:
-        simulate_campaign_responses(con, CAMPAIGN, landing, effects, day=None, seed=seed)
-    finally:
-        con.close()
-    later = [sends[-1].date() + timedelta(days=k) for k in range(1, (last_day - sends[-1].date()).days + 1)]
-    measure(later)
+    # Let every attribution window close, then the final measurement.
+    catch_up(measured_until + timedelta(days=ATTRIBUTION_DAYS + 2))
     con = duckdb.connect(settings.warehouse_path(), read_only=True)
     try:
         results = campaign_results(con, CAMPAIGN, seed=seed)
     finally:
         con.close()
-    allocation = next_allocation(results, floor=0.05, min_exposures=100, seed=seed)
-    echo(report_text(results, allocation))
+    echo("")
+    echo(report_text(results, next_allocation(results, floor=0.05, min_exposures=100, seed=seed)))
