@@ -9,6 +9,7 @@ the Thompson-sampling weights from those results.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, time, timedelta, timezone
 from typing import Callable
 from zoneinfo import ZoneInfo
@@ -46,7 +47,8 @@ def _campaign_state(send_at: datetime | None = None):
                            "group by arm order by arm", [CAMPAIGN, CAMPAIGN]).fetchall()
     finally:
         con.close()
-    return first, (weights[0][0] if weights else "-"), arms
+    shares = json.loads(weights[0][0]) if weights else {}
+    return first, ", ".join(f"{arm} {share:.0%}" for arm, share in shares.items()) or "-", arms
 
 
 def run_demo_campaign(dagster: Callable[..., None], env: dict, data_now: datetime, ingest_selection: str,
@@ -65,7 +67,7 @@ def run_demo_campaign(dagster: Callable[..., None], env: dict, data_now: datetim
     echo(f"\nCampaign {CAMPAIGN}: {rounds} daily sends (A/B/N + 10% holdout, bandit); true 7-day conversion: "
          f"holdout {BASELINE_CONVERSION:.0%}, " + ", ".join(
              f"{arm} {BASELINE_CONVERSION * lift:.0%}" for arm, lift in TRUE_LIFTS.items()))
-    echo(f"  send 1 at {first_send:%Y-%m-%d %H:%M} UTC (with the other audiences), weights {weights}: "
+    echo(f"  send 1 at {first_send:%Y-%m-%d %H:%M} UTC (with the other audiences), weights {weights}; assigned: "
          + ", ".join(f"{arm} {n}" for arm, n in arms))
     measured_until = first_send.date() - timedelta(days=1)
 
@@ -94,7 +96,7 @@ def run_demo_campaign(dagster: Callable[..., None], env: dict, data_now: datetim
         dagster(["asset", "materialize", "--select", f"activations/{CAMPAIGN}"], env,
                 log_name=f"demo-campaign-send-{number}", what=f"send {number} of {CAMPAIGN}")
         _, weights, arms = _campaign_state()
-        echo(f"  send {number} at {send_at:%Y-%m-%d %H:%M} UTC, bandit weights {weights}: "
+        echo(f"  send {number} at {send_at:%Y-%m-%d %H:%M} UTC, bandit weights {weights}; assigned: "
              + ", ".join(f"{arm} {n}" for arm, n in arms))
 
     # Let every attribution window close, then the final measurement.
