@@ -6,7 +6,8 @@
 2. first sync: ``run_sync`` upserting the whole audience through ``SqlTableDestination`` (diff against
    an empty state, ledger rows written, per-row validation, COPY into staging + INSERT … ON CONFLICT);
 3. re-sync after ``--changed`` of the rows changed: only those should travel, so its time should be
-   proportional to the change, not to the audience;
+   proportional to the change, not to the audience (a polars audience is diffed by per-row
+   fingerprints stored in the ledger; only rows whose fingerprint moved get their canonical hash);
 4. re-sync with nothing changed: the cost of diffing alone.
 
 The ledger is a DuckDB file (as in production: the warehouse). The DSN comes from
