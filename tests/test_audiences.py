@@ -229,6 +229,8 @@ def test_consent_and_suppression_keep_customers_out_before_assignment(con, tmp_p
     assert sorted(d["key"] for d in box.delivered()) == ["c06", "c07", "c08", "c09", "c10"]
     assigned = {r[0] for r in con.execute(f"SELECT customer_id FROM {SCHEMA}.assignments").fetchall()}
     assert assigned == {"c06", "c07", "c08", "c09", "c10"}
+    assert con.execute(f"SELECT sync_name, destination, added FROM {SCHEMA}.sync_runs").fetchall() == [
+        ("test_audience", "outbox", 5)]
 
 
 def test_night_time_defers_to_0800_local_then_a_later_run_sends(con, tmp_path):

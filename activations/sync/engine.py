@@ -481,7 +481,7 @@ def run_sync(
     report.rejected = len(pre_rejected)
     report.rejected_rows = [(e[0], e[2]) for e in pre_rejected]
     rows, held = _apply_gate(gate, rows, report)
-    ledger.start_run(run_id, sync_name, mode, dry_run)
+    ledger.start_run(run_id, sync_name, mode, dry_run, getattr(destination, "name", None))
 
     if dry_run:
         path = Path(dry_run_path) if dry_run_path else Path(

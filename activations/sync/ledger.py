@@ -24,6 +24,8 @@ DDL = [
         finished_at TIMESTAMPTZ, mode VARCHAR NOT NULL, dry_run BOOLEAN NOT NULL,
         processed INTEGER DEFAULT 0, added INTEGER DEFAULT 0, changed INTEGER DEFAULT 0,
         removed INTEGER DEFAULT 0, rejected INTEGER DEFAULT 0, status VARCHAR NOT NULL)""",
+    # Which tool a run talked to (added after the first ledgers were written).
+    f"ALTER TABLE {SCHEMA}.sync_runs ADD COLUMN IF NOT EXISTS destination VARCHAR",
     f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.sync_log (
         run_id VARCHAR NOT NULL, sync_name VARCHAR NOT NULL, key VARCHAR NOT NULL,
         operation VARCHAR NOT NULL, status VARCHAR NOT NULL, message VARCHAR, payload_hash VARCHAR,
@@ -230,7 +232,7 @@ class Ledger:
         self.con.execute(f"DELETE FROM {SCHEMA}.sync_state WHERE sync_name = ?", [sync_name])
 
     # -- runs ---------------------------------------------------------------------------
-    def start_run(self, run_id: str, sync_name: str, mode: str, dry_run: bool) -> None:
+    def start_run(self, run_id: str, sync_name: str, mode: str, dry_run: bool, destination: str | None = None) -> None:
         def fn():
             # A run left 'running' was killed; say so (its pending log rows stay visible).
             self.con.execute(
@@ -239,9 +241,9 @@ class Ledger:
                 [sync_name],
             )
             self.con.execute(
-                f"INSERT INTO {SCHEMA}.sync_runs (run_id, sync_name, started_at, mode, dry_run, status) "
-                "VALUES (?, ?, ?, ?, ?, 'running')",
-                [run_id, sync_name, self.clock(), mode, dry_run],
+                f"INSERT INTO {SCHEMA}.sync_runs (run_id, sync_name, started_at, mode, dry_run, status, destination) "
+                "VALUES (?, ?, ?, ?, ?, 'running', ?)",
+                [run_id, sync_name, self.clock(), mode, dry_run, destination],
             )
 
         self._tx(fn)
