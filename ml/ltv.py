@@ -687,7 +687,11 @@ class GammaGamma:
 
         with _single_threaded_blas():
             result = _minimize(objective, phi0)
-        if not np.all(np.isfinite(result.x)) or np.max(np.abs(result.jac)) > 1e-5:
+        # Along the ridge a run-away fit follows (q, gamma -> infinity with their ratio fixed) the
+        # likelihood is flat: whether the gradient test passes there depends on the CPU's rounding, so
+        # a fit that reached the boundary is reported by the warning below, not as a failure.
+        at_boundary = bool(np.all(np.isfinite(result.x)) and np.max(np.abs(result.x)) > 12)
+        if not np.all(np.isfinite(result.x)) or (np.max(np.abs(result.jac)) > 1e-5 and not at_boundary):
             raise ConvergenceError(f"Gamma-Gamma fit did not converge ({result.message}); try penalizer_coef > 0")
         self._set_params(np.exp(result.x))
         self.log_likelihood_ = float(-data.nll(result.x)[0] * data.N)
