@@ -407,3 +407,26 @@ def test_dagster_asset_per_audience_syncs_and_reports(project):
     meta = {e.asset_key.path[-1]: e.materialization.metadata for e in again.get_asset_materialization_events()}
     assert meta["buyers"]["rows_added"].value == 0 and meta["everyone"]["rows_added"].value == 0
     assert len(OutboxDestination(str(project / "data" / "outbox" / "email.jsonl")).delivered()) == 7 + everyone_sent
+
+
+def test_a_variant_can_go_out_on_another_channel(con, tmp_path):
+    con.execute("UPDATE marts.dim_customers SET consent_sms = false WHERE customer_id IN ('c01', 'c02', 'c03')")
+    s = spec(experiment={"holdout": 0.0, "variants": [
+        {"name": "mail", "weight": 0.5},
+        {"name": "text", "weight": 0.5, "channel": "sms", "destination": "sms", "fields": {"phone": "phone"},
+         "message": {"text": "{{ name }}님 세일"}}]})
+    email_box = OutboxDestination(str(tmp_path / "email.jsonl"))
+    sms_box = OutboxDestination(str(tmp_path / "sms.jsonl"))
+    result = activate(con, s, {s.name: s}, CONFIG, tmp_path, AS_OF, destination={"email": email_box, "sms": sms_box},
+                      environ=ENV)
+    arms = dict(con.execute(f"SELECT customer_id, arm FROM {SCHEMA}.assignments").fetchall())
+    texted = {c for c, arm in arms.items() if arm == "text"}
+    assert texted and texted != set(arms)
+    assert {d["key"] for d in email_box.delivered()} == set(arms) - texted
+    no_sms_consent = texted & {"c01", "c02", "c03"}
+    assert {d["key"] for d in sms_box.delivered()} == texted - no_sms_consent  # the sms law holds for them
+    assert all(d["payload"]["text"].startswith("(광고)") and "phone" in d["payload"] for d in sms_box.delivered())
+    assert set(result.syncs) == {"test_audience", "test_audience@sms"}
+    assert result.summary()["suppressed"] == len(no_sms_consent)
+    with pytest.raises(AudienceSpecError, match="needs its destination, fields and message"):
+        spec(experiment={"variants": [{"name": "a", "weight": 0.5}, {"name": "b", "weight": 0.5, "channel": "sms"}]})

@@ -71,20 +71,21 @@ class PayloadBuilder:
             if missing:
                 raise AudienceSpecError(f"_config.yml sender lacks {', '.join(missing)} (the law requires them in ads)")
 
-    def _unsubscribe_url(self, customer_id: str) -> str:
+    def _unsubscribe_url(self, customer_id: str, channel: str) -> str:
         from activations.unsubscribe import unsubscribe_url
 
         secret_env = self.unsubscribe.get("secret_env", "GOLDENTIME_UNSUBSCRIBE_SECRET")
         secret = self.environ.get(secret_env)
         if not secret:
             raise MessageError(f"{self.spec.name}: environment variable {secret_env} (unsubscribe link secret) is not set")
-        return unsubscribe_url(self.unsubscribe["base_url"], customer_id, self.spec.channel, secret)
+        return unsubscribe_url(self.unsubscribe["base_url"], customer_id, channel, secret)
 
     def build(self, row: Mapping, variant: Variant) -> dict:
         spec = self.spec
+        channel = variant.channel or spec.channel
         context = {k: _plain(v) for k, v in row.items()}
         payload: dict[str, Any] = {}
-        for destination_field, column in spec.fields.items():
+        for destination_field, column in (variant.fields or spec.fields).items():
             if column not in row:
                 raise MessageError(f"{spec.name}: fields.{destination_field}: no column {column!r}")
             payload[destination_field] = _plain(row[column])
@@ -94,14 +95,13 @@ class PayloadBuilder:
             payload["is_advertising"] = spec.advertising
             payload["campaign_id"] = spec.name
             payload["variant"] = variant.name
-            if spec.channel == "email" and self.unsubscribe.get("base_url"):
-                payload["unsubscribe_url"] = self._unsubscribe_url(str(row["customer_id"]))
+            if channel == "email" and self.unsubscribe.get("base_url"):
+                payload["unsubscribe_url"] = self._unsubscribe_url(str(row["customer_id"]), channel)
             if spec.advertising:
-                self._mark_advertising(payload)
+                self._mark_advertising(payload, channel)
         return payload
 
-    def _mark_advertising(self, payload: dict) -> None:
-        channel = self.spec.channel
+    def _mark_advertising(self, payload: dict, channel: str) -> None:
         body_field, subject_field = BODY_FIELD.get(channel), SUBJECT_FIELD.get(channel)
         opt_out = payload.get("unsubscribe_url") if channel == "email" else None
         message = Message(

@@ -42,20 +42,32 @@ class AudienceRun:
     ineligible: dict[str, int] = field(default_factory=dict)  # reason -> customers kept out by the law
     arms: dict[str, int] = field(default_factory=dict)  # arm -> customers assigned (this run's members)
     waiting: int = 0  # not sent yet: a variant's golden time not reached, or beyond the ramp
-    sync: SyncReport | None = None
+    syncs: dict[str, SyncReport] = field(default_factory=dict)  # sync name -> report (one per channel used)
     weights: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def sync(self) -> SyncReport | None:
+        """The audience's own sync (variants on another channel have theirs, named <audience>@<channel>)."""
+        return self.syncs.get(self.audience)
+
+    def total(self, counter: str) -> int:
+        return sum(getattr(report, counter) for report in self.syncs.values())
 
     def summary(self) -> dict:
         sync = self.sync
+        held: dict[str, int] = {}
+        for report in self.syncs.values():
+            for reason, n in report.held_reasons.items():
+                held[reason] = held.get(reason, 0) + n
         return {
             "audience": self.audience, "channel": self.channel, "destination": self.destination,
             "as_of": self.as_of.isoformat(), "qualified": self.qualified, "after_priorities": self.after_priorities,
             "lost_to_higher_priority": self.lost_to, "ineligible": self.ineligible, "arms": self.arms,
             "waiting_for_golden_time": self.waiting, "weights": self.weights,
-            "added": sync.added if sync else 0, "changed": sync.changed if sync else 0,
-            "removed": sync.removed if sync else 0, "rejected": sync.rejected if sync else 0,
-            "suppressed": sync.suppressed if sync else 0, "deferred": sync.deferred if sync else 0,
-            "held_reasons": sync.held_reasons if sync else {}, "dry_run_path": sync.dry_run_path if sync else None,
+            **{counter: self.total(counter) for counter in ("added", "changed", "removed", "rejected",
+                                                             "suppressed", "deferred")},
+            "held_reasons": held, "dry_run_path": sync.dry_run_path if sync else None,
+            "syncs": sorted(self.syncs),
         }
 
 
@@ -137,7 +149,8 @@ def activate(
     builder = PayloadBuilder(spec, config, environ)
     variants = {v.name: v for v in spec.experiment.variants}
     base_delay = spec.golden_time.delay if spec.golden_time else timedelta(0)
-    audience = []
+    main_route = (spec.channel, spec.destination)
+    routes: dict[tuple[str, str], list[dict]] = {main_route: []}
     for key in keys:
         arm = arms[key]
         if arm == HOLDOUT_ARM:
@@ -148,21 +161,30 @@ def activate(
             if naive_utc(row["triggered_at"]) > naive_utc(as_of) - variant.delay:
                 run.waiting += 1  # this variant's golden time comes later; a later run sends it
                 continue
-        audience.append({"customer_id": key, **builder.build(row, variant)})
+        route = (variant.channel or spec.channel, variant.destination or spec.destination)
+        routes.setdefault(route, []).append({"customer_id": key, **builder.build(row, variant)})
 
-    if destination is None:
-        destination = build_destination(spec.destination, destination_config(config, spec.destination), data_dir,
-                                        environ)
-    fields = sorted({k for record in audience for k in record} - {"customer_id"})
-    for record in audience:  # every row carries every field (a variant may add one)
-        for name in fields:
-            record.setdefault(name, None)
-    kwargs = {"sleep": sleep} if sleep is not None else {}
-    run.sync = run_sync(
-        con, spec.name, audience, "customer_id", fields, destination, mode=spec.mode, dry_run=dry_run,
-        max_rejected_share=spec.max_rejected_share, gate=law, channel=spec.channel if spec.is_messaging else None,
-        advertising=spec.advertising if spec.is_messaging else None, now=lambda: as_of,
-        dry_run_path=Path(data_dir) / "dry_runs" / f"{spec.name}.jsonl" if dry_run else None, **kwargs)
+    for (channel, destination_name), audience in routes.items():
+        sync_name = spec.name if (channel, destination_name) == main_route else f"{spec.name}@{channel}"
+        target = destination.get(destination_name) if isinstance(destination, Mapping) else (
+            destination if (channel, destination_name) == main_route else None)
+        if target is None:
+            target = build_destination(destination_name, destination_config(config, destination_name), data_dir,
+                                       environ)
+        gate = law
+        if spec.is_messaging and channel != spec.channel:
+            gate = SendingLaw(con, channel, spec.advertising, list(rows.values()), as_of, frequency_caps(config),
+                              allow_purchase_relationship=bool(spec.raw.get("allow_purchase_relationship")))
+        fields = sorted({k for record in audience for k in record} - {"customer_id"})
+        for record in audience:  # every row carries every field (a variant may add one)
+            for name in fields:
+                record.setdefault(name, None)
+        kwargs = {"sleep": sleep} if sleep is not None else {}
+        run.syncs[sync_name] = run_sync(
+            con, sync_name, audience, "customer_id", fields, target, mode=spec.mode, dry_run=dry_run,
+            max_rejected_share=spec.max_rejected_share, gate=gate, channel=channel if spec.is_messaging else None,
+            advertising=spec.advertising if spec.is_messaging else None, now=lambda: as_of,
+            dry_run_path=Path(data_dir) / "dry_runs" / f"{sync_name}.jsonl" if dry_run else None, **kwargs)
     return run
 
 

@@ -80,6 +80,11 @@ class Variant:
     weight: float
     message: dict[str, Any]
     delay: timedelta | None = None
+    # A variant may go out on another channel (e.g. SMS instead of email): its own destination and
+    # field mapping. None = the audience's.
+    channel: str | None = None
+    destination: str | None = None
+    fields: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -188,7 +193,8 @@ def _parse_ranking(raw: Any, where: str) -> Ranking | None:
     return Ranking(str(raw["by"]), order == "desc", limit, float(top) if top is not None else None)
 
 
-def _parse_experiment(raw: Any, message: dict, where: str) -> Experiment:
+def _parse_experiment(raw: Any, message: dict, where: str, channel: str = "email",
+                      advertising: bool = False) -> Experiment:
     raw = raw or {}
     holdout = float(raw.get("holdout", 0.0))
     if not 0.0 <= holdout < 1.0:
@@ -205,9 +211,21 @@ def _parse_experiment(raw: Any, message: dict, where: str) -> Experiment:
         name = str(_require(item, "name", at))
         if name == "holdout" or not _NAME.match(name.lower()):
             raise AudienceSpecError(f"{at}: name {name!r} must be a short identifier and not 'holdout'")
-        merged = {**message, **(item.get("message") or {})}
+        variant_channel = item.get("channel")
+        if variant_channel is not None:
+            if channel not in MESSAGING_CHANNELS or variant_channel not in MESSAGING_CHANNELS:
+                raise AudienceSpecError(f"{at}.channel: only messages can switch channel "
+                                        f"({', '.join(MESSAGING_CHANNELS)})")
+            if variant_channel == "kakao" and advertising:
+                raise AudienceSpecError(f"{at}.channel: Kakao Alimtalk carries information only")
+            if not item.get("destination") or not item.get("fields") or not item.get("message"):
+                raise AudienceSpecError(f"{at}: a variant on another channel needs its destination, fields and message")
+        # A variant on another channel has a message of its own; otherwise it overrides the audience's.
+        merged = dict(item["message"]) if variant_channel else {**message, **(item.get("message") or {})}
         delay = parse_duration(item["delay"], f"{at}.delay") if "delay" in item else None
-        variants.append(Variant(name, float(item.get("weight", 1.0 / len(variants_raw))), merged, delay))
+        fields = {str(k): str(v) for k, v in item["fields"].items()} if item.get("fields") else None
+        variants.append(Variant(name, float(item.get("weight", 1.0 / len(variants_raw))), merged, delay,
+                                variant_channel, item.get("destination"), fields))
     names = [v.name for v in variants]
     if len(set(names)) != len(names):
         raise AudienceSpecError(f"{where}.experiment: variant names must be unique")
@@ -271,7 +289,7 @@ def parse_spec(raw: dict, path: str = "<spec>") -> AudienceSpec:
         mode=mode,
         max_rejected_share=float(sync.get("max_rejected_share", 0.1)),
         max_new_per_run=int(sync["max_new_per_run"]) if sync.get("max_new_per_run") else None,
-        experiment=_parse_experiment(raw.get("experiment"), message, where),
+        experiment=_parse_experiment(raw.get("experiment"), message, where, channel, advertising),
         golden_time=golden_time,
         ranking=_parse_ranking(raw.get("ranking"), where),
         schedule=raw.get("schedule"),

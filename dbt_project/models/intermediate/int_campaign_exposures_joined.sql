@@ -54,12 +54,12 @@ data_end as (
 sends as (
 
     select
-        sync_name as campaign,
+        campaign,
         sync_key as customer_id,
         min(logged_at) as sent_at
     from {{ ref('stg_activations__sync_log') }}
     where is_delivered_to_destination
-    group by sync_name, sync_key
+    group by campaign, sync_key
 
 ),
 

@@ -1,5 +1,6 @@
 {#- One row per record a sync run sent or attempted (activations.sync_log). For campaign sends
-    sync_name = the campaign and sync_key = customer_id. When the table does not exist yet the model
+    sync_name = the campaign (or <campaign>@<channel> for a variant on another channel) and
+    sync_key = customer_id. When the table does not exist yet the model
     returns no rows, same columns. -#}
 {%- set source_relation = source('activations', 'sync_log') -%}
 {%- set existing = adapter.get_relation(
@@ -21,6 +22,8 @@ renamed as (
     select
         cast(run_id as {{ dbt.type_string() }}) as run_id,
         cast(sync_name as {{ dbt.type_string() }}) as sync_name,
+        {#- a campaign variant on another channel syncs as <campaign>@<channel> -#}
+        cast({{ dbt.split_part('sync_name', "'@'", 1) }} as {{ dbt.type_string() }}) as campaign,
         cast({{ adapter.quote('key') }} as {{ dbt.type_string() }}) as sync_key,
         cast(operation as {{ dbt.type_string() }}) as operation,
         cast(status as {{ dbt.type_string() }}) as status,
@@ -42,6 +45,7 @@ renamed as (
     select
         cast(null as {{ dbt.type_string() }}) as run_id,
         cast(null as {{ dbt.type_string() }}) as sync_name,
+        cast(null as {{ dbt.type_string() }}) as campaign,
         cast(null as {{ dbt.type_string() }}) as sync_key,
         cast(null as {{ dbt.type_string() }}) as operation,
         cast(null as {{ dbt.type_string() }}) as status,
