@@ -33,9 +33,12 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+try:
+    from tests.contract_servers import LoopbackHTTPServer
+except ModuleNotFoundError:  # `pytest` puts tests/ (not the project root) on sys.path
+    from contract_servers import LoopbackHTTPServer
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 META_KEYS = {"EXTERN_ID", "EMAIL", "PHONE", "GEN", "DOBY", "DOBM", "DOBD", "LN", "FN", "FI", "CT", "ST", "ZIP",
@@ -46,38 +49,18 @@ GOOGLE_IDENTIFIER_FIELDS = {"hashedEmail", "hashedPhoneNumber", "mobileId", "thi
 GOOGLE_HASHED = {"hashedEmail", "hashedPhoneNumber"}
 
 
-class LoopbackServer:
-    """ThreadingHTTPServer on 127.0.0.1:0 recording every request (method, path, headers, raw body)."""
+class LoopbackServer(LoopbackHTTPServer):
+    """Loopback server recording every request (method, path, lower-cased headers, raw body)."""
 
     def __init__(self):
+        super().__init__()
         self.requests: list[tuple[str, str, dict, bytes]] = []
-        self.lock = threading.Lock()
-        owner = self
+        self.server = self.httpd
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _serve(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                with owner.lock:
-                    owner.requests.append((self.command, self.path, headers, body))
-                    status, answer, extra = owner.handle(self.command, self.path, headers, body)
-                raw = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=UTF-8")
-                self.send_header("Content-Length", str(len(raw)))
-                for k, v in (extra or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(raw)
-
-            do_GET = do_POST = do_DELETE = _serve
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    def respond(self, method, path, headers, raw):
+        headers = {k.lower(): v for k, v in headers.items()}
+        self.requests.append((method, path, headers, raw))
+        return self.handle(method, path, headers, raw)
 
     def handle(self, method, path, headers, body):  # pragma: no cover - overridden
         raise NotImplementedError
@@ -85,14 +68,6 @@ class LoopbackServer:
     def raw_traffic(self) -> bytes:
         return b"\n".join(path.encode() + b"\n" + json.dumps(h).encode() + b"\n" + body
                           for _, path, h, body in self.requests)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 # --- Meta ---------------------------------------------------------------------------------------

@@ -9,6 +9,9 @@ body shapes, rate-limit headers) and records what it accepted so tests can asser
 
 Common knobs: ``fail_next(n, status=503)`` injects 5xx answers; ``rate_limit``/``window`` make a small
 per-window request limit (429 beyond it); ``clock`` (epoch seconds) makes rate-limit resets exact.
+
+Shared with the other loopback servers and destination tests: ``LoopbackHTTPServer`` (the threaded
+JSON server all of them build on), ``duckdb_con`` (a fixture) and ``env_fixture`` (credentials fixtures).
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
+
+import duckdb
+import pytest
 
 
 class Headers(dict):
@@ -48,20 +54,15 @@ class Call:
     headers: dict = field(default_factory=dict)
 
 
-class ContractServer:
-    """Base class: threading, request log, injected 5xx and a fixed-window rate limiter."""
+class LoopbackHTTPServer:
+    """A ``ThreadingHTTPServer`` on 127.0.0.1 (ephemeral port, ``origin``) in a daemon thread; use it
+    as a context manager. Every request (GET/POST/PUT/DELETE) is answered by
+    ``respond(method, path, headers, raw) -> (status, body, extra headers)``, called under ``lock``;
+    ``body`` goes out as JSON (no body for ``None``)."""
 
-    def __init__(self, rate_limit: int | None = None, window: float = 1.0,
-                 clock: Callable[[], float] = time.time):
-        self.rate_limit = rate_limit
-        self.window = window
-        self.clock = clock
-        self.calls: list[Call] = []
+    def __init__(self):
         self.lock = threading.Lock()
-        self._fail: list[int | None] = []
-        self._window_start: float | None = None
-        self._window_count = 0
-        server = self
+        owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
@@ -69,8 +70,8 @@ class ContractServer:
 
             def _serve(self):
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
-                with server.lock:
-                    status, body, headers = server._dispatch(self.command, self.path, self.headers, raw)
+                with owner.lock:
+                    status, body, headers = owner.respond(self.command, self.path, self.headers, raw)
                 data = json.dumps(body, ensure_ascii=False).encode() if body is not None else b""
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json;charset=UTF-8")
@@ -83,10 +84,12 @@ class ContractServer:
             do_POST = do_DELETE = do_PUT = do_GET = _serve
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.origin = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
-    # -- lifecycle -----------------------------------------------------------------------------
+    def respond(self, method, path, headers, raw):  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def __enter__(self):
         self.thread.start()
         return self
@@ -94,6 +97,22 @@ class ContractServer:
     def __exit__(self, *exc):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class ContractServer(LoopbackHTTPServer):
+    """Base class: request log, injected 5xx and a fixed-window rate limiter."""
+
+    def __init__(self, rate_limit: int | None = None, window: float = 1.0,
+                 clock: Callable[[], float] = time.time):
+        super().__init__()
+        self.rate_limit = rate_limit
+        self.window = window
+        self.clock = clock
+        self.calls: list[Call] = []
+        self._fail: list[int | None] = []
+        self._window_start: float | None = None
+        self._window_count = 0
+        self.base_url = self.origin
 
     # -- knobs ---------------------------------------------------------------------------------
     def fail_next(self, n: int = 1, status: int = 503, after: int = 0) -> "ContractServer":
@@ -118,7 +137,7 @@ class ContractServer:
         self._window_count += 1
         return True, self.rate_limit - self._window_count, reset
 
-    def _dispatch(self, method, path, headers, raw):
+    def respond(self, method, path, headers, raw):
         try:
             body = json.loads(raw.decode("utf-8")) if raw else None
         except ValueError:
@@ -303,6 +322,11 @@ def _header(ok: bool, code: int = 0, message: str = "success") -> dict:
     return {"isSuccessful": ok, "resultCode": code, "resultMessage": message}
 
 
+def _refuse(code, message, status=200):
+    """An NHN request-level refusal (``header.isSuccessful`` false)."""
+    return status, {"header": _header(False, code, message)}, {}
+
+
 def cp949_len(text: str) -> int | None:
     try:
         return len(text.encode("cp949"))
@@ -367,15 +391,12 @@ class AlimtalkServer(ContractServer):
             return 504, {"header": _header(False, -9999, "gateway timeout")}, {}
         return status, answer, extra
 
-    def _refuse(self, code, message, status=200):
-        return status, {"header": _header(False, code, message)}, {}
-
     def _handle(self, method, path, headers, raw, body):
         match = re.fullmatch(r"/alimtalk/v2\.3/appkeys/([^/]+)/messages", path)
         if not match:
             return 404, {"header": _header(False, -1, "not found")}, {}
         if match.group(1) != self.appkey or headers.get("X-Secret-Key") != self.secret_key:
-            return self._refuse(NHN_AUTH_FAILED, "Invalid appkey or secret key", status=401)
+            return _refuse(NHN_AUTH_FAILED, "Invalid appkey or secret key", status=401)
         failure = self.injected_failure()
         if failure:
             return failure[0], {"header": _header(False, -9999, "internal server error")}, {}
@@ -384,25 +405,25 @@ class AlimtalkServer(ContractServer):
         if key:
             seen = self.seen_keys.get(key)
             if seen is not None and now - seen < self.IDEMPOTENCY_WINDOW:
-                return self._refuse(NHN_DUPLICATE_REQUEST, "Duplicate request: idempotency key already used")
+                return _refuse(NHN_DUPLICATE_REQUEST, "Duplicate request: idempotency key already used")
             self.seen_keys[key] = now
         if not isinstance(body, dict):
-            return self._refuse(NHN_INVALID_PARAMETER, "invalid JSON body")
+            return _refuse(NHN_INVALID_PARAMETER, "invalid JSON body")
         sender_key = body.get("senderKey") or ""
         if len(sender_key) != 40 or sender_key != self.sender_key:
-            return self._refuse(NHN_INVALID_PARAMETER, "senderKey must be the registered 40-character sender key")
+            return _refuse(NHN_INVALID_PARAMETER, "senderKey must be the registered 40-character sender key")
         code = body.get("templateCode") or ""
         if len(code) > 20:
-            return self._refuse(NHN_INVALID_PARAMETER, "templateCode is longer than 20 characters")
+            return _refuse(NHN_INVALID_PARAMETER, "templateCode is longer than 20 characters")
         template = self.templates.get(code)
         if template is None:
-            return self._refuse(NHN_TEMPLATE_NOT_FOUND, f"template {code!r} is not registered")
+            return _refuse(NHN_TEMPLATE_NOT_FOUND, f"template {code!r} is not registered")
         if template.get("promotional"):
-            return self._refuse(NHN_TEMPLATE_PROMOTIONAL,
-                              "template has promotional content; Alimtalk carries information only")
+            return _refuse(NHN_TEMPLATE_PROMOTIONAL,
+                           "template has promotional content; Alimtalk carries information only")
         recipients = body.get("recipientList") or []
         if not recipients or len(recipients) > 1000:
-            return self._refuse(NHN_INVALID_PARAMETER, "recipientList must hold 1 to 1,000 recipients")
+            return _refuse(NHN_INVALID_PARAMETER, "recipientList must hold 1 to 1,000 recipients")
         variables = re.findall(r"#\{([^}]+)\}", template["content"])
         results = []
         for seq, recipient in enumerate(recipients, start=1):
@@ -471,39 +492,36 @@ class SmsServer(ContractServer):
         self.refused_numbers = set(refused_numbers)
         self.sent: list[dict] = []
 
-    def _refuse(self, code, message, status=200):
-        return status, {"header": _header(False, code, message)}, {}
-
     def handle(self, method, path, headers, raw, body):
         match = re.fullmatch(r"/sms/v3\.0/appKeys/([^/]+)/sender/([a-z-]+)", path)
         if not match or match.group(2) not in self.ENDPOINTS:
             return 404, {"header": _header(False, -1, "not found")}, {}
         if match.group(1) != self.appkey or headers.get("X-Secret-Key") != self.secret_key:
-            return self._refuse(NHN_AUTH_FAILED, "Invalid appKey or secret key", status=401)
+            return _refuse(NHN_AUTH_FAILED, "Invalid appKey or secret key", status=401)
         failure = self.injected_failure()
         if failure:
             return failure[0], {"header": _header(False, -9999, "internal server error")}, {}
         endpoint = match.group(2)
         if not isinstance(body, dict):
-            return self._refuse(NHN_INVALID_PARAMETER, "invalid JSON body")
+            return _refuse(NHN_INVALID_PARAMETER, "invalid JSON body")
         if body.get("sendNo") not in self.registered_send_nos:
-            return self._refuse(NHN_UNREGISTERED_SEND_NO, "Unregistered sending number (sendNo)")
+            return _refuse(NHN_UNREGISTERED_SEND_NO, "Unregistered sending number (sendNo)")
         text = body.get("body") or ""
         title = body.get("title")
         size = cp949_len(text)
         if size is None or (title is not None and cp949_len(title) is None):
-            return self._refuse(NHN_BYTE_LIMIT, "body contains characters EUC-KR cannot encode")
+            return _refuse(NHN_BYTE_LIMIT, "body contains characters EUC-KR cannot encode")
         is_mms = endpoint.endswith("mms")
         limit = 2000 if is_mms else 90
         if size > limit:
-            return self._refuse(NHN_BYTE_LIMIT, f"body is {size} bytes; {endpoint} allows {limit}")
+            return _refuse(NHN_BYTE_LIMIT, f"body is {size} bytes; {endpoint} allows {limit}")
         if is_mms and title is not None and cp949_len(title) > 40:
-            return self._refuse(NHN_BYTE_LIMIT, "title is longer than 40 bytes")
+            return _refuse(NHN_BYTE_LIMIT, "title is longer than 40 bytes")
         if endpoint.startswith("ad-") and (not text.startswith("(광고)") or "무료수신거부" not in text):
-            return self._refuse(NHN_AD_MARKING, 'advertising body must start with "(광고)" and give the 무료수신거부 number')
+            return _refuse(NHN_AD_MARKING, 'advertising body must start with "(광고)" and give the 무료수신거부 number')
         recipients = body.get("recipientList") or []
         if not recipients or len(recipients) > 1000:
-            return self._refuse(NHN_INVALID_PARAMETER, "recipientList must hold 1 to 1,000 recipients")
+            return _refuse(NHN_INVALID_PARAMETER, "recipientList must hold 1 to 1,000 recipients")
         results = []
         for seq, recipient in enumerate(recipients, start=1):
             number = str(recipient.get("recipientNo") or "")
@@ -564,3 +582,20 @@ def sync_log(con, sync_name: str) -> dict[str, tuple[str, str]]:
         "SELECT key, status, message FROM activations.sync_log WHERE sync_name = ? ORDER BY logged_at",
         [sync_name]).fetchall()
     return {k: (s, m) for k, s, m in rows}
+
+
+@pytest.fixture
+def duckdb_con():
+    """An in-memory DuckDB connection (test modules bind it as ``con = duckdb_con``)."""
+    c = duckdb.connect()
+    yield c
+    c.close()
+
+
+def env_fixture(**values: str):
+    """A fixture that sets the given environment variables (credentials) for one test."""
+    @pytest.fixture
+    def fixture(monkeypatch):
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+    return fixture

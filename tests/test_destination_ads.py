@@ -8,7 +8,6 @@ import random
 import urllib.error
 import urllib.request
 
-import duckdb
 import pytest
 
 from activations.destinations import ads
@@ -20,8 +19,10 @@ from activations.destinations.http import HttpError
 from activations.sync import run_sync
 try:
     from tests.ads_servers import GoogleServer, MetaServer
+    from tests.contract_servers import duckdb_con, env_fixture
 except ModuleNotFoundError:  # `pytest` puts tests/ (not the project root) on sys.path
     from ads_servers import GoogleServer, MetaServer
+    from contract_servers import duckdb_con, env_fixture
 
 META_ENV, GOOGLE_TOKEN_ENV, GOOGLE_DEV_ENV = "GT_TEST_META_TOKEN", "GT_TEST_GOOGLE_TOKEN", "GT_TEST_GOOGLE_DEV"
 META_FIELDS = ["email", "phone", "country", "first_name", "last_name"]
@@ -53,18 +54,8 @@ def customers(n):
              "first_name": "Ji", "last_name": "Park"} for i in range(1, n + 1)]
 
 
-@pytest.fixture
-def con():
-    c = duckdb.connect()
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def creds(monkeypatch):
-    monkeypatch.setenv(META_ENV, "meta-test-token")
-    monkeypatch.setenv(GOOGLE_TOKEN_ENV, "google-test-token")
-    monkeypatch.setenv(GOOGLE_DEV_ENV, "dev-token")
+con = duckdb_con
+creds = env_fixture(**{META_ENV: "meta-test-token", GOOGLE_TOKEN_ENV: "google-test-token", GOOGLE_DEV_ENV: "dev-token"})
 
 
 def meta(server, tmp_path, **kw):

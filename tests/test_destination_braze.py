@@ -10,23 +10,15 @@ import pytest
 from activations.destinations.braze import BrazeDestination
 from activations.destinations.http import HttpError, MissingCredential, post_json
 from activations.sync import SyncRow, TransientError, run_sync
-from contract_servers import BrazeServer, FakeTime, sync_log, ticking_clock
+from contract_servers import BrazeServer, FakeTime, duckdb_con, env_fixture, sync_log, ticking_clock
 
 KEY = "braze-rest-key-for-tests-0123456789"
 ENV = "GOLDENTIME_TEST_BRAZE_API_KEY"
 FIELDS = {"external_id": "external_id", "attributes": "attributes", "event": "event"}
 
 
-@pytest.fixture
-def key(monkeypatch):
-    monkeypatch.setenv(ENV, KEY)
-
-
-@pytest.fixture
-def con():
-    c = duckdb.connect()
-    yield c
-    c.close()
+key = env_fixture(**{ENV: KEY})
+con = duckdb_con
 
 
 def audience(n, tier="gold", event=None):

@@ -5,30 +5,20 @@ from __future__ import annotations
 import base64
 import random
 
-import duckdb
 import pytest
 
 from activations.destinations.customerio import CustomerIoDestination
 from activations.destinations.http import HttpError, post_json
 from activations.sync import run_sync
-from contract_servers import CustomerIoServer, FakeTime, sync_log, ticking_clock
+from contract_servers import CustomerIoServer, FakeTime, duckdb_con, env_fixture, sync_log, ticking_clock
 
 SITE, API_KEY = "site-0042", "cio-track-key-for-tests-abcdef"
 SITE_ENV, KEY_ENV = "GOLDENTIME_TEST_CIO_SITE_ID", "GOLDENTIME_TEST_CIO_API_KEY"
 FIELDS = {"id": "id", "attributes": "attributes", "event": "event"}
 
 
-@pytest.fixture
-def creds(monkeypatch):
-    monkeypatch.setenv(SITE_ENV, SITE)
-    monkeypatch.setenv(KEY_ENV, API_KEY)
-
-
-@pytest.fixture
-def con():
-    c = duckdb.connect()
-    yield c
-    c.close()
+creds = env_fixture(**{SITE_ENV: SITE, KEY_ENV: API_KEY})
+con = duckdb_con
 
 
 def people(n, plan="pro", event=None, bio=""):

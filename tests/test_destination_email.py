@@ -11,7 +11,6 @@ from email.policy import default as default_policy
 from urllib.parse import urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-import duckdb
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
@@ -21,6 +20,7 @@ from activations.destinations.email import SmtpDestination
 from activations.sync import SyncFailed, SyncRow, TransientError, run_sync
 from activations.unsubscribe import (UnsubscribeApp, make_token, record_suppression, suppressed_customers,
                                      unsubscribe_url, verify)
+from contract_servers import duckdb_con
 
 SECRET = "unsubscribe-secret-for-tests"
 SECRET_ENV = "GOLDENTIME_TEST_UNSUBSCRIBE_SECRET"
@@ -81,11 +81,7 @@ def smtp():
     controller.stop()
 
 
-@pytest.fixture
-def con():
-    c = duckdb.connect()
-    yield c
-    c.close()
+con = duckdb_con
 
 
 def mails(n=5, advertising=True):

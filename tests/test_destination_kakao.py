@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import random
 
-import duckdb
 import pytest
 
 from activations.destinations.http import HttpError, MissingCredential
 from activations.destinations.kakao import AlimtalkDestination, korean_national_number, request_idempotency_key
 from activations.sync import SyncRow, run_sync
-from contract_servers import AlimtalkServer, FakeTime, sync_log, ticking_clock
+from contract_servers import AlimtalkServer, FakeTime, duckdb_con, env_fixture, sync_log, ticking_clock
 
 APPKEY, SECRET, SENDER_KEY = "nhn-appkey-0001", "nhn-secret-key-for-tests", "f" * 40
 ENVS = {"appkey": "GT_TEST_ALIMTALK_APPKEY", "secret": "GT_TEST_ALIMTALK_SECRET", "sender": "GT_TEST_KAKAO_SENDER_KEY"}
@@ -22,18 +21,8 @@ TEMPLATES = {
 FIELDS = ["phone", "template_code", "template_parameters", "is_advertising", "fallback_text", "fallback_subject"]
 
 
-@pytest.fixture
-def creds(monkeypatch):
-    monkeypatch.setenv(ENVS["appkey"], APPKEY)
-    monkeypatch.setenv(ENVS["secret"], SECRET)
-    monkeypatch.setenv(ENVS["sender"], SENDER_KEY)
-
-
-@pytest.fixture
-def con():
-    c = duckdb.connect()
-    yield c
-    c.close()
+creds = env_fixture(**{ENVS["appkey"]: APPKEY, ENVS["secret"]: SECRET, ENVS["sender"]: SENDER_KEY})
+con = duckdb_con
 
 
 def server(**kw):

@@ -4,31 +4,21 @@ from __future__ import annotations
 
 import random
 
-import duckdb
 import pytest
 
 from activations.compliance import Message, prepare_advertising_text
 from activations.destinations.http import HttpError, post_json
 from activations.destinations.sms import SenderNumberNotRegistered, SmsDestination
 from activations.sync import SyncRow, run_sync
-from contract_servers import NHN_BYTE_LIMIT, FakeTime, SmsServer, sync_log, ticking_clock
+from contract_servers import NHN_BYTE_LIMIT, FakeTime, SmsServer, duckdb_con, env_fixture, sync_log, ticking_clock
 
 APPKEY, SECRET, SEND_NO = "nhn-sms-appkey-77", "nhn-sms-secret-for-tests", "02-1544-0000"
 APPKEY_ENV, SECRET_ENV = "GT_TEST_SMS_APPKEY", "GT_TEST_SMS_SECRET"
 FIELDS = ["phone", "text", "subject", "is_advertising"]
 
 
-@pytest.fixture
-def creds(monkeypatch):
-    monkeypatch.setenv(APPKEY_ENV, APPKEY)
-    monkeypatch.setenv(SECRET_ENV, SECRET)
-
-
-@pytest.fixture
-def con():
-    c = duckdb.connect()
-    yield c
-    c.close()
+creds = env_fixture(**{APPKEY_ENV: APPKEY, SECRET_ENV: SECRET})
+con = duckdb_con
 
 
 def server(**kw):

@@ -6,20 +6,18 @@ import hashlib
 import hmac
 import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import duckdb
 import pytest
 
 from activations.destinations import WebhookDestination
 from activations.sync import SyncFailed, SyncRow, TransientError, run_sync
+from contract_servers import LoopbackHTTPServer, duckdb_con, env_fixture
 
 SECRET = "s3cret-for-tests"
 ENV = "GOLDENTIME_TEST_WEBHOOK_SECRET"
 
 
-class Hook:
+class Hook(LoopbackHTTPServer):
     """Loopback webhook: HMAC (401), batch limit (400), 429 + Retry-After on the first call, records."""
 
     def __init__(self, limit=2, first_429=True, retry_after="2", fail_5xx=0):
@@ -29,33 +27,11 @@ class Hook:
         self.fail_5xx = fail_5xx
         self.calls: list[tuple[int, int]] = []  # (status, rows in body)
         self.received: list[dict] = []
-        self.lock = threading.Lock()
-        hook = self
+        super().__init__()
+        self.url = f"{self.origin}/hook"
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _answer(self, status, body, headers=None):
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with hook.lock:
-                    status, answer, headers = hook.handle(body, self.headers)
-                self._answer(status, answer, headers)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02},
-                                       daemon=True)
+    def respond(self, method, path, headers, raw):
+        return self.handle(raw, headers)
 
     def handle(self, body, headers):
         rows = []
@@ -85,29 +61,13 @@ class Hook:
         self.received.extend(r for r in rows if r["payload"].get("tier") != "blocked")
         return 200, {"message": "success", "errors": errors}, None
 
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-
 
 def customers(n=5):
     return [{"customer_id": f"c{i}", "email": f"c{i}@example.com", "tier": "gold"} for i in range(1, n + 1)]
 
 
-@pytest.fixture
-def secret(monkeypatch):
-    monkeypatch.setenv(ENV, SECRET)
-
-
-@pytest.fixture
-def con():
-    c = duckdb.connect()
-    yield c
-    c.close()
+secret = env_fixture(**{ENV: SECRET})
+con = duckdb_con
 
 
 def run(con, audience, dest, sleeps, **kw):
@@ -214,25 +174,10 @@ def test_post_json_timeouts_are_transient_and_echoed_secrets_are_scrubbed():
     finally:
         silent.close()
 
-    class Echo(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
+    class Echo(LoopbackHTTPServer):
+        def respond(self, method, path, headers, raw):
+            return 403, {"message": f"bad key {headers.get('X-Secret-Key')}"}, None
 
-        def do_POST(self):
-            raw = json.dumps({"message": f"bad key {self.headers.get('X-Secret-Key')}"}).encode()
-            self.send_response(403)
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        with pytest.raises(HttpError) as info:
-            post_json(f"http://127.0.0.1:{server.server_address[1]}/", {"a": 1},
-                      {"X-Secret-Key": "top-secret-value"}, vendor="Acme")
-    finally:
-        server.shutdown()
-        server.server_close()
+    with Echo() as server, pytest.raises(HttpError) as info:
+        post_json(f"{server.origin}/", {"a": 1}, {"X-Secret-Key": "top-secret-value"}, vendor="Acme")
     assert info.value.status == 403 and str(info.value) == "Acme HTTP 403: bad key ***"

@@ -58,7 +58,7 @@ from activations.identifiers import (hash_email_google, hash_email_meta, hash_na
                                      hash_phone_meta)
 from activations.sync.destination import BatchRejected, RowResult, SyncRow, TransientError
 
-from .http import DeliveryMemo, HttpError, bearer, digest, env_secret, post_json
+from .http import DeliveryMemo, HttpError, bearer, chunks, deliver_once, digest, env_secret, json_object, post_json
 
 __all__ = [
     "MetaCustomAudienceDestination", "GoogleCustomerMatchDestination", "HashStore",
@@ -82,11 +82,6 @@ META_THROTTLE_CODES = frozenset({4, 17, 32, 613, 80000, 80001, 80002, 80003, 800
 META_AUTH_CODES = frozenset({102, 190, 2500})
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MAX_SETS_PER_KEY = 20
-
-
-def _chunks(items: list, size: int):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def _default_store(name: str) -> Path:
@@ -141,6 +136,32 @@ def _removal_sets(row: SyncRow, from_payload: dict | None, store: HashStore) -> 
     if from_payload and from_payload not in sets:
         sets.append(from_payload)
     return sets
+
+
+def _plan(rows: list[SyncRow], identifiers: Callable[[dict], dict | None], store: HashStore, remove: str,
+          add: str) -> tuple[dict[int, RowResult], dict[str, list[tuple[int, dict]]]]:
+    """(rows rejected up front, {remove: [(row index, id set)], add: [...]}): a removal sends every id
+    set stored for its key (plus the payload's own); an addition its id set when it has one."""
+    results: dict[int, RowResult] = {}
+    work: dict[str, list[tuple[int, dict]]] = {remove: [], add: []}
+    for i, row in enumerate(rows):
+        ids = identifiers(row.payload)
+        if row.operation == "remove":
+            sets = _removal_sets(row, ids, store)
+            if not sets:
+                results[i] = RowResult(row.key, "rejected", UNKNOWN_REMOVAL)
+            work[remove].extend((i, s) for s in sets)
+        elif ids is None:
+            results[i] = RowResult(row.key, "rejected", NO_IDENTIFIER)
+        else:
+            work[add].append((i, ids))
+    return results, work
+
+
+def _remember(store: HashStore, rows: list[SyncRow], results: dict[int, RowResult], uploaded) -> None:
+    """Keep the id sets of the additions that went through; forget the keys removed."""
+    store.add([(rows[i].key, ids) for i, ids in uploaded if results[i].status == "ok"])
+    store.forget([row.key for i, row in enumerate(rows) if row.operation == "remove" and results[i].status == "ok"])
 
 
 # --- Meta ---------------------------------------------------------------------------------------
@@ -225,41 +246,26 @@ class MetaCustomAudienceDestination:
             raise _MetaRefused(str(exc)) from None
         if last:
             session["closed"] = True
-        return response.json if isinstance(response.json, dict) else {}
+        return json_object(response)
 
     def send(self, rows: list[SyncRow]) -> list[RowResult]:
-        results: dict[int, RowResult] = {}
-        work: dict[str, list[tuple[int, dict]]] = {"DELETE": [], "POST": []}
-        for i, row in enumerate(rows):
-            ids = self.identifiers(row.payload)
-            if row.operation == "remove":
-                sets = _removal_sets(row, ids, self.store)
-                if not sets:
-                    results[i] = RowResult(row.key, "rejected", UNKNOWN_REMOVAL)
-                work["DELETE"].extend((i, s) for s in sets)
-            elif ids is None:
-                results[i] = RowResult(row.key, "rejected", NO_IDENTIFIER)
-            else:
-                work["POST"].append((i, ids))
+        results, work = _plan(rows, self.identifiers, self.store, "DELETE", "POST")
 
         short_batch = len(rows) < self.batch_size
         failed: dict[int, str] = {}
         notes: list[str] = []
         for method in ("DELETE", "POST"):
-            chunks = list(_chunks(work[method], self.max_users_per_request))
-            for n, chunk in enumerate(chunks):
+            parts = list(chunks(work[method], self.max_users_per_request))
+            for n, chunk in enumerate(parts):
                 key = digest(method, [(rows[i].idempotency_key, s) for i, s in chunk])
-                answer = self.memo.get(key)
-                if answer is None:
-                    try:
-                        answer = self._request(method, [self.data_row(s) for _, s in chunk],
-                                               last=short_batch and n == len(chunks) - 1)
-                    except _MetaRefused as exc:
-                        if len({i for i, _ in chunk}) > 1:
-                            raise BatchRejected(str(exc)) from None
-                        failed[chunk[0][0]] = str(exc)
-                        continue
-                    self.memo.put(key, answer)
+                try:
+                    answer = deliver_once(self.memo, key, lambda: self._request(
+                        method, [self.data_row(s) for _, s in chunk], last=short_batch and n == len(parts) - 1))
+                except _MetaRefused as exc:
+                    if len({i for i, _ in chunk}) > 1:
+                        raise BatchRejected(str(exc)) from None
+                    failed[chunk[0][0]] = str(exc)
+                    continue
                 if answer.get("num_invalid_entries"):
                     notes.append(f"Meta: {answer['num_invalid_entries']} of {answer.get('num_received')} "
                                  "entries invalid in one request")
@@ -269,13 +275,8 @@ class MetaCustomAudienceDestination:
             if i in results:
                 continue
             results[i] = RowResult(row.key, "rejected", failed[i]) if i in failed else RowResult(row.key, "ok", note)
-        self._remember(rows, results, work["POST"])
+        _remember(self.store, rows, results, work["POST"])
         return [results[i] for i in range(len(rows))]
-
-    def _remember(self, rows, results, uploaded) -> None:
-        self.store.add([(rows[i].key, ids) for i, ids in uploaded if results[i].status == "ok"])
-        self.store.forget([row.key for i, row in enumerate(rows)
-                           if row.operation == "remove" and results[i].status == "ok"])
 
 
 class _MetaRefused(Exception):
@@ -365,7 +366,7 @@ class GoogleCustomerMatchDestination:
             if exc.status in (401, 403):
                 raise  # credentials / permissions: no row can succeed, stop the run
             raise _GoogleRefused(_google_message(exc)) from None
-        return response.json if isinstance(response.json, dict) else {}
+        return json_object(response)
 
     # -- jobs -----------------------------------------------------------------------------------
     def _job(self, kind: str) -> str:
@@ -446,36 +447,19 @@ class GoogleCustomerMatchDestination:
 
     # -- sending ------------------------------------------------------------------------------
     def send(self, rows: list[SyncRow]) -> list[RowResult]:
-        results: dict[int, RowResult] = {}
-        work: dict[str, list[tuple[int, dict]]] = {"remove": [], "create": []}
-        for i, row in enumerate(rows):
-            ids = self.identifiers(row.payload)
-            if row.operation == "remove":
-                sets = _removal_sets(row, ids, self.store)
-                if not sets:
-                    results[i] = RowResult(row.key, "rejected", UNKNOWN_REMOVAL)
-                work["remove"].extend((i, s) for s in sets)
-            elif ids is None:
-                results[i] = RowResult(row.key, "rejected", NO_IDENTIFIER)
-            else:
-                work["create"].append((i, ids))
+        results, work = _plan(rows, self.identifiers, self.store, "remove", "create")
 
         failed: dict[int, str] = {}
         for kind in ("remove", "create"):
-            for chunk in _chunks(work[kind], self.max_operations_per_request):
+            for chunk in chunks(work[kind], self.max_operations_per_request):
                 key = digest(kind, [(rows[i].idempotency_key, s) for i, s in chunk])
-                answer = self.memo.get(key)
-                if answer is None:
-                    body = {"operations": [{kind: self.user_data(s)} for _, s in chunk], "enablePartialFailure": True}
-                    job = self._job(kind)
-                    try:
-                        answer = self._post(f"{job}:addOperations", body)
-                    except _GoogleRefused as exc:
-                        if len({i for i, _ in chunk}) > 1:
-                            raise BatchRejected(str(exc)) from None
-                        failed[chunk[0][0]] = str(exc)
-                        continue
-                    self.memo.put(key, answer)
+                try:
+                    answer = deliver_once(self.memo, key, lambda: self._add_operations(kind, chunk))
+                except _GoogleRefused as exc:
+                    if len({i for i, _ in chunk}) > 1:
+                        raise BatchRejected(str(exc)) from None
+                    failed[chunk[0][0]] = str(exc)
+                    continue
                 for index, message in _partial_failures(answer).items():
                     if 0 <= index < len(chunk):
                         i = chunk[index][0]
@@ -484,10 +468,12 @@ class GoogleCustomerMatchDestination:
         for i, row in enumerate(rows):
             if i not in results:
                 results[i] = RowResult(row.key, "rejected", failed[i]) if i in failed else RowResult(row.key, "ok")
-        self.store.add([(rows[i].key, ids) for i, ids in work["create"] if results[i].status == "ok"])
-        self.store.forget([row.key for i, row in enumerate(rows)
-                           if row.operation == "remove" and results[i].status == "ok"])
+        _remember(self.store, rows, results, work["create"])
         return [results[i] for i in range(len(rows))]
+
+    def _add_operations(self, kind: str, chunk) -> dict:
+        body = {"operations": [{kind: self.user_data(s)} for _, s in chunk], "enablePartialFailure": True}
+        return self._post(f"{self._job(kind)}:addOperations", body)
 
 
 class _GoogleRefused(Exception):

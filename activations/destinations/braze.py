@@ -35,15 +35,16 @@ import time
 from datetime import datetime, timezone
 from typing import Callable
 
-from activations.sync.destination import BatchRejected, RowResult, SyncRow
+from activations.sync.destination import RowResult, SyncRow
 
-from .http import DeliveryMemo, HttpError, bearer, digest, env_secret, post_json
+from .http import (DeliveryMemo, HttpError, MemoRunHooks, bearer, chunks, deliver_once, digest, env_secret,
+                   json_object, post_json, refuse)
 
 MAX_OBJECTS_PER_KIND = 75
 MAX_DELETE_IDS = 50
 
 
-class BrazeDestination:
+class BrazeDestination(MemoRunHooks):
     def __init__(self, base_url: str, api_key_env: str, name: str = "braze", event_name: str | None = None,
                  *, batch_size: int = MAX_OBJECTS_PER_KIND, max_requests_per_second: float | None = 1000.0,
                  timeout: float = 30.0, on_remove: str = "clear", clear_attributes=(),
@@ -60,14 +61,7 @@ class BrazeDestination:
         self.on_remove = on_remove
         self.clear_attributes = tuple(clear_attributes)
         self.now = now
-        self.memo = DeliveryMemo()
-
-    # -- run hooks ------------------------------------------------------------------------------
-    def open_run(self, run_id: str) -> None:
-        self.memo.clear()
-
-    def close_run(self, run_id: str) -> None:
-        self.memo.clear()
+        self.memo = DeliveryMemo()  # cleared by the run hooks (MemoRunHooks)
 
     # -- building -------------------------------------------------------------------------------
     def _iso_now(self) -> str:
@@ -100,10 +94,8 @@ class BrazeDestination:
             response = post_json(self.base_url + path, body, headers, timeout=self.timeout, vendor="Braze",
                                  now=self.now)
         except HttpError as exc:
-            if exc.status in (401, 403):
-                raise  # wrong key / missing permission: no row can succeed, stop the run
-            raise BatchRejected(str(exc)) from None
-        return response.json if isinstance(response.json, dict) else {}
+            refuse(exc)  # 401/403 stop the run (no row can succeed); other 4xx refuse the batch
+        return json_object(response)
 
     def send(self, rows: list[SyncRow]) -> list[RowResult]:
         results: dict[int, RowResult] = {}
@@ -128,15 +120,11 @@ class BrazeDestination:
             else:
                 track.append((i, attrs, event))
 
-        for start in range(0, len(track), MAX_OBJECTS_PER_KIND):
-            chunk = track[start:start + MAX_OBJECTS_PER_KIND]
+        for chunk in chunks(track, MAX_OBJECTS_PER_KIND):
             results.update(self._send_track(rows, chunk))
-        for start in range(0, len(deletes), MAX_DELETE_IDS):
-            chunk = deletes[start:start + MAX_DELETE_IDS]
+        for chunk in chunks(deletes, MAX_DELETE_IDS):
             key = digest("delete", [rows[i].idempotency_key for i, _ in chunk])
-            if key not in self.memo:
-                self._post("/users/delete", {"external_ids": [e for _, e in chunk]})
-                self.memo.put(key, True)
+            deliver_once(self.memo, key, lambda: self._post("/users/delete", {"external_ids": [e for _, e in chunk]}))
             for i, _ in chunk:
                 results[i] = RowResult(rows[i].key, "ok", "deleted from Braze")
         return [results[i] for i in range(len(rows))]
@@ -153,10 +141,7 @@ class BrazeDestination:
                 owner["events"].append(i)
         body = {k: v for k, v in (("attributes", attributes), ("events", events)) if v}
         key = digest("track", [rows[i].idempotency_key for i, _, _ in chunk])
-        answer = self.memo.get(key)
-        if answer is None:
-            answer = self._post("/users/track", body)
-            self.memo.put(key, answer)
+        answer = deliver_once(self.memo, key, lambda: self._post("/users/track", body))
         out = {i: RowResult(rows[i].key, "ok") for i, _, _ in chunk}
         message = answer.get("message", "success")
         if message not in ("success", "queued"):  # a fatal error in a 2xx answer

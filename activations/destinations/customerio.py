@@ -31,9 +31,10 @@ import time
 from datetime import datetime
 from typing import Callable
 
-from activations.sync.destination import BatchRejected, RowResult, SyncRow
+from activations.sync.destination import RowResult, SyncRow
 
-from .http import DeliveryMemo, HttpError, basic_auth, digest, env_secret, post_json
+from .http import (DeliveryMemo, HttpError, MemoRunHooks, basic_auth, deliver_once, digest, env_secret,
+                   json_object, post_json, refuse)
 
 MAX_REQUEST_BYTES = 500_000  # the docs say "smaller than 500kb"; stay under the decimal reading
 _ENVELOPE = len(b'{"batch":[]}')
@@ -56,7 +57,7 @@ def _size(entry: dict) -> int:
     return len(json.dumps(entry, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8"))
 
 
-class CustomerIoDestination:
+class CustomerIoDestination(MemoRunHooks):
     def __init__(self, base_url: str, site_id_env: str, api_key_env: str, name: str = "customerio", *,
                  batch_size: int = 1000, max_requests_per_second: float | None = 100.0,
                  max_request_bytes: int = MAX_REQUEST_BYTES, timeout: float = 30.0, on_remove: str = "delete",
@@ -73,13 +74,7 @@ class CustomerIoDestination:
         self.timeout = timeout
         self.on_remove = on_remove
         self.now = now
-        self.memo = DeliveryMemo()
-
-    def open_run(self, run_id: str) -> None:
-        self.memo.clear()
-
-    def close_run(self, run_id: str) -> None:
-        self.memo.clear()
+        self.memo = DeliveryMemo()  # cleared by the run hooks (MemoRunHooks)
 
     def _entries(self, row: SyncRow) -> tuple[list[dict], str | None]:
         payload = row.payload
@@ -111,10 +106,8 @@ class CustomerIoDestination:
             response = post_json(self.base_url + "/api/v2/batch", {"batch": entries}, {"Authorization": auth},
                                  timeout=self.timeout, vendor="Customer.io", now=self.now)
         except HttpError as exc:
-            if exc.status in (401, 403):
-                raise
-            raise BatchRejected(str(exc)) from None
-        return response.status, response.json if isinstance(response.json, dict) else {}
+            refuse(exc)
+        return response.status, json_object(response)
 
     def send(self, rows: list[SyncRow]) -> list[RowResult]:
         results: dict[int, RowResult] = {}
@@ -146,11 +139,7 @@ class CustomerIoDestination:
 
     def _send_chunk(self, rows, chunk: list[tuple[int, dict]]) -> dict[int, RowResult]:
         key = digest("batch", [rows[i].idempotency_key for i, _ in chunk], len(chunk))
-        answer = self.memo.get(key)
-        if answer is None:
-            answer = self._post([e for _, e in chunk])
-            self.memo.put(key, answer)
-        status, data = answer
+        status, data = deliver_once(self.memo, key, lambda: self._post([e for _, e in chunk]))
         out = {i: RowResult(rows[i].key, "ok") for i, _ in chunk}
         for error in (data.get("errors") or []) if status == 207 or data.get("errors") else []:
             if not isinstance(error, dict):

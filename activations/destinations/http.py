@@ -26,6 +26,16 @@ Stable API (other destination modules import it):
 ``DeliveryMemo`` -> remembers sub-requests already delivered, for destinations that make several
     requests in one ``send`` (so the engine's retry of the whole batch does not repeat them).
 ``digest(*parts)`` -> sha256 hex of the JSON of ``parts`` (a stable key for a sub-request).
+``deliver_once(memo, key, send)`` -> the memo's answer for ``key``, else ``send()``'s (then remembered).
+``MemoRunHooks`` -> mixin: ``open_run``/``close_run`` clear ``self.memo``.
+``chunks(items, size)`` -> consecutive slices of at most ``size`` items.
+``json_object(response)`` -> the response's decoded JSON when it is an object, else ``{}``.
+``refuse(exc, *hide)`` -> raises for an ``HttpError``: 401/403 re-raised (stop the run), any other
+    4xx as ``BatchRejected`` (the engine bisects); the ``hide`` values are masked in the message.
+``group_messages(rows, prepare)`` -> (results, groups) for message destinations (a removal cannot be
+    unsent: reported ok); ``prepare(row)`` gives ``(group, entry)`` or ``(None, rejection reason)``.
+``recipient_results(rows, chunk, send_results, vendor, ok_message)`` -> row results from an NHN Cloud
+    answer's per-recipient list (matched by ``recipientSeq``, else ``recipientGroupingKey``).
 """
 
 from __future__ import annotations
@@ -43,13 +53,15 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Hashable, Iterator, Mapping, NoReturn, Sequence
 
-from activations.sync.destination import TransientError
+from activations.sync.destination import BatchRejected, RowResult, SyncRow, TransientError
 
 __all__ = [
     "HttpError", "HttpResponse", "MissingCredential", "TransientError", "basic_auth", "bearer",
     "DeliveryMemo", "digest", "env_secret", "post_json", "retry_after_seconds", "vendor_message",
+    "MemoRunHooks", "UNSENDABLE_REMOVAL", "chunks", "deliver_once", "group_messages", "json_object",
+    "recipient_results", "refuse",
 ]
 
 MAX_MESSAGE = 500
@@ -269,3 +281,89 @@ class DeliveryMemo:
 
     def clear(self) -> None:
         self._done.clear()
+
+
+def deliver_once(memo: DeliveryMemo, key: str, send: Callable[[], Any]) -> Any:
+    """The answer remembered for ``key``; else ``send()``, remembered once it returned (not raised)."""
+    answer = memo.get(key)
+    if answer is None:
+        answer = send()
+        memo.put(key, answer)
+    return answer
+
+
+class MemoRunHooks:
+    """Run hooks of a destination whose ``memo`` (a ``DeliveryMemo``) lives for one run."""
+
+    memo: DeliveryMemo
+
+    def open_run(self, run_id: str) -> None:
+        self.memo.clear()
+
+    def close_run(self, run_id: str) -> None:
+        self.memo.clear()
+
+
+def chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def json_object(response: HttpResponse) -> dict:
+    return response.json if isinstance(response.json, dict) else {}
+
+
+def refuse(exc: HttpError, *hide: str) -> NoReturn:
+    """Raise for a 4xx answer: 401/403 (wrong credentials: no row can succeed) stop the run as
+    ``HttpError``; anything else refuses the batch (``BatchRejected``). ``hide`` (e.g. an appkey in
+    the URL) is masked; a 401/403 then loses its response."""
+    def masked(text: str) -> str:
+        for value in hide:
+            text = text.replace(value, "***")
+        return text
+
+    if exc.status in (401, 403):
+        if hide:
+            raise HttpError(exc.status, masked(exc.message), None, exc.vendor) from None
+        raise exc
+    raise BatchRejected(masked(str(exc))) from None
+
+
+UNSENDABLE_REMOVAL = "removal: nothing to send (a message cannot be unsent)"
+
+
+def group_messages(rows: list[SyncRow], prepare: Callable[[SyncRow], tuple[Any, Any]]
+                   ) -> tuple[dict[int, RowResult], dict[Hashable, list[tuple[int, Any]]]]:
+    """Removals ok (nothing to send); other rows ``prepare(row)`` -> ``(group, entry)`` grouped in
+    row order, or ``(None, reason)`` rejected."""
+    results: dict[int, RowResult] = {}
+    groups: dict[Hashable, list[tuple[int, Any]]] = {}
+    for i, row in enumerate(rows):
+        if row.operation == "remove":
+            results[i] = RowResult(row.key, "ok", UNSENDABLE_REMOVAL)
+            continue
+        group, entry = prepare(row)
+        if group is None:
+            results[i] = RowResult(row.key, "rejected", entry)
+        else:
+            groups.setdefault(group, []).append((i, entry))
+    return results, groups
+
+
+def recipient_results(rows: list[SyncRow], chunk: list[tuple[int, dict]], send_results, vendor: str,
+                      ok_message: Callable[[dict], str]) -> dict[int, RowResult]:
+    """NHN Cloud per-recipient results (resultCode 0 = accepted) for ``chunk`` ((row index, recipient
+    entry) in request order), matched by ``recipientSeq`` (1-based), else ``recipientGroupingKey``."""
+    by_seq = {r.get("recipientSeq"): r for r in send_results if isinstance(r, dict)}
+    by_group = {r.get("recipientGroupingKey"): r for r in send_results if isinstance(r, dict)}
+    out = {}
+    for seq, (i, entry) in enumerate(chunk, start=1):
+        result = by_seq.get(seq) or by_group.get(entry["recipientGroupingKey"])
+        if result is None:
+            out[i] = RowResult(rows[i].key, "rejected", f"{vendor} returned no result for this recipient")
+        elif result.get("resultCode") in (0, "0"):
+            out[i] = RowResult(rows[i].key, "ok", ok_message(result))
+        else:
+            out[i] = RowResult(rows[i].key, "rejected",
+                               f"resultCode {result.get('resultCode')}: {result.get('resultMessage', '')}")
+    return out

@@ -46,9 +46,10 @@ from typing import Callable
 
 from activations.compliance import sms_kind
 from activations.identifiers import normalize_phone_e164
-from activations.sync.destination import BatchRejected, RowResult, SyncRow
+from activations.sync.destination import RowResult, SyncRow
 
-from .http import DeliveryMemo, HttpError, env_secret, post_json
+from .http import (DeliveryMemo, HttpError, MemoRunHooks, chunks, env_secret, group_messages, json_object,
+                   post_json, recipient_results, refuse)
 
 IDEMPOTENCY_HEADER = "X-NC-API-IDEMPOTENCY-KEY"
 MAX_RECIPIENTS = 1000
@@ -80,7 +81,7 @@ def is_duplicate_refusal(status: int, data) -> bool:
     return any(m in str(header.get("resultMessage", "")).lower() for m in DUPLICATE_MARKERS)
 
 
-class AlimtalkDestination:
+class AlimtalkDestination(MemoRunHooks):
     def __init__(self, base_url: str, appkey_env: str, secret_key_env: str, sender_key_env: str,
                  name: str = "kakao_alimtalk", *, resend_send_no: str | None = None,
                  resend_send_no_env: str | None = None, batch_size: int = MAX_RECIPIENTS,
@@ -97,21 +98,15 @@ class AlimtalkDestination:
         self.max_requests_per_second = max_requests_per_second
         self.timeout = timeout
         self.now = now
-        self.memo = DeliveryMemo()
-
-    def open_run(self, run_id: str) -> None:
-        self.memo.clear()
-
-    def close_run(self, run_id: str) -> None:
-        self.memo.clear()
+        self.memo = DeliveryMemo()  # cleared by the run hooks (MemoRunHooks)
 
     # -- validation -------------------------------------------------------------------------
     def _send_no(self) -> str | None:
         value = self.resend_send_no or (os.environ.get(self.resend_send_no_env) if self.resend_send_no_env else None)
         return "".join(ch for ch in value if ch.isdigit()) if value else None
 
-    def _recipient(self, row: SyncRow) -> tuple[dict | None, str]:
-        """(recipient entry, template code) or (None, rejection reason)."""
+    def _recipient(self, row: SyncRow) -> tuple[str | None, dict | str]:
+        """(template code, recipient entry) or (None, rejection reason)."""
         p = row.payload
         if p.get("is_advertising") is not False:
             return None, ("Alimtalk carries information only: advertising rows are not sent "
@@ -141,21 +136,11 @@ class AlimtalkDestination:
             if kind == "LMS" and subject:
                 resend["resendTitle"] = subject
             entry["resendParameter"] = resend
-        return entry, code
+        return code, entry
 
     # -- sending ------------------------------------------------------------------------------
     def send(self, rows: list[SyncRow]) -> list[RowResult]:
-        results: dict[int, RowResult] = {}
-        groups: dict[str, list[tuple[int, dict]]] = {}
-        for i, row in enumerate(rows):
-            if row.operation == "remove":
-                results[i] = RowResult(row.key, "ok", "removal: nothing to send (a message cannot be unsent)")
-                continue
-            entry, code_or_reason = self._recipient(row)
-            if entry is None:
-                results[i] = RowResult(row.key, "rejected", code_or_reason)
-            else:
-                groups.setdefault(code_or_reason, []).append((i, entry))
+        results, groups = group_messages(rows, self._recipient)
         if groups:
             appkey = env_secret(self.appkey_env, "NHN Cloud Alimtalk appkey")
             secret = env_secret(self.secret_key_env, "NHN Cloud Alimtalk secret key")
@@ -164,8 +149,7 @@ class AlimtalkDestination:
                 raise ValueError(f"the Kakao sender key in {self.sender_key_env!r} must be "
                                  f"{SENDER_KEY_LENGTH} characters")
             for code, members in groups.items():
-                for start in range(0, len(members), MAX_RECIPIENTS):
-                    chunk = members[start:start + MAX_RECIPIENTS]
+                for chunk in chunks(members, MAX_RECIPIENTS):
                     results.update(self._send_chunk(rows, code, chunk, appkey, secret, sender_key))
         return [results[i] for i in range(len(rows))]
 
@@ -179,14 +163,11 @@ class AlimtalkDestination:
         url = f"{self.base_url}/alimtalk/v2.3/appkeys/{appkey}/messages"
         try:
             response = post_json(url, body, headers, timeout=self.timeout, vendor="NHN Alimtalk", now=self.now)
-            status, data = response.status, response.json if isinstance(response.json, dict) else {}
+            status, data = response.status, json_object(response)
         except HttpError as exc:
-            if exc.status == 409:
-                status, data = 409, {}
-            elif exc.status in (401, 403):
-                raise HttpError(exc.status, exc.message.replace(appkey, "***"), None, exc.vendor) from None
-            else:
-                raise BatchRejected(str(exc).replace(appkey, "***")) from None
+            if exc.status != 409:
+                refuse(exc, appkey)
+            status, data = 409, {}
         out = self._parse(rows, chunk, status, data)
         self.memo.put(key, out)
         return out
@@ -202,17 +183,9 @@ class AlimtalkDestination:
                       f"(resultCode {header.get('resultCode')})"
             return {i: RowResult(rows[i].key, "rejected", message) for i, _ in chunk}
         send_results = ((data.get("message") or {}).get("sendResults")) or []
-        by_seq = {r.get("recipientSeq"): r for r in send_results if isinstance(r, dict)}
-        by_group = {r.get("recipientGroupingKey"): r for r in send_results if isinstance(r, dict)}
-        out = {}
-        for seq, (i, entry) in enumerate(chunk, start=1):
-            result = by_seq.get(seq) or by_group.get(entry["recipientGroupingKey"])
-            if result is None:
-                out[i] = RowResult(rows[i].key, "rejected", "NHN Alimtalk returned no result for this recipient")
-            elif result.get("resultCode") in (0, "0"):
-                message = str(result.get("resultMessage") or "")
-                out[i] = RowResult(rows[i].key, "ok", "" if message.lower() == "success" else message)
-            else:
-                out[i] = RowResult(rows[i].key, "rejected",
-                                   f"resultCode {result.get('resultCode')}: {result.get('resultMessage', '')}")
-        return out
+        return recipient_results(rows, chunk, send_results, "NHN Alimtalk", _ok_note)
+
+
+def _ok_note(result: dict) -> str:
+    message = str(result.get("resultMessage") or "")
+    return "" if message.lower() == "success" else message

@@ -40,9 +40,10 @@ import time
 from typing import Callable
 
 from activations.compliance import AD_PREFIX, sms_byte_length, sms_kind
-from activations.sync.destination import BatchRejected, RowResult, SyncRow
+from activations.sync.destination import RowResult, SyncRow
 
-from .http import DeliveryMemo, HttpError, digest, env_secret, post_json
+from .http import (DeliveryMemo, HttpError, MemoRunHooks, chunks, digest, env_secret, group_messages,
+                   json_object, post_json, recipient_results, refuse)
 from .kakao import korean_national_number
 
 MAX_RECIPIENTS = 1000
@@ -62,7 +63,7 @@ def _title_from(text: str, limit: int = 40) -> str:
     return line
 
 
-class SmsDestination:
+class SmsDestination(MemoRunHooks):
     def __init__(self, base_url: str, appkey_env: str, secret_key_env: str, send_no: str, name: str = "nhn_sms",
                  *, batch_size: int = MAX_RECIPIENTS, max_requests_per_second: float | None = None,
                  timeout: float = 30.0, now: Callable[[], float] = time.time):
@@ -78,13 +79,7 @@ class SmsDestination:
         self.max_requests_per_second = max_requests_per_second
         self.timeout = timeout
         self.now = now
-        self.memo = DeliveryMemo()
-
-    def open_run(self, run_id: str) -> None:
-        self.memo.clear()
-
-    def close_run(self, run_id: str) -> None:
-        self.memo.clear()
+        self.memo = DeliveryMemo()  # cleared by the run hooks (MemoRunHooks)
 
     def _message(self, row: SyncRow) -> tuple[tuple | None, dict | str]:
         """((endpoint, text, title), recipient entry) or (None, rejection reason)."""
@@ -115,23 +110,12 @@ class SmsDestination:
         return (endpoint, text, title), {"recipientNo": number, "recipientGroupingKey": row.key[:100]}
 
     def send(self, rows: list[SyncRow]) -> list[RowResult]:
-        results: dict[int, RowResult] = {}
-        groups: dict[tuple, list[tuple[int, dict]]] = {}
-        for i, row in enumerate(rows):
-            if row.operation == "remove":
-                results[i] = RowResult(row.key, "ok", "removal: nothing to send (a message cannot be unsent)")
-                continue
-            group, entry = self._message(row)
-            if group is None:
-                results[i] = RowResult(row.key, "rejected", entry)
-            else:
-                groups.setdefault(group, []).append((i, entry))
+        results, groups = group_messages(rows, self._message)
         if groups:
             appkey = env_secret(self.appkey_env, "NHN Cloud SMS appKey")
             secret = env_secret(self.secret_key_env, "NHN Cloud SMS secret key")
             for group, members in groups.items():
-                for start in range(0, len(members), MAX_RECIPIENTS):
-                    chunk = members[start:start + MAX_RECIPIENTS]
+                for chunk in chunks(members, MAX_RECIPIENTS):
                     results.update(self._send_chunk(rows, group, chunk, appkey, secret))
         return [results[i] for i in range(len(rows))]
 
@@ -149,10 +133,8 @@ class SmsDestination:
             response = post_json(url, body, {"X-Secret-Key": secret}, timeout=self.timeout, vendor="NHN SMS",
                                  now=self.now)
         except HttpError as exc:
-            if exc.status in (401, 403):
-                raise HttpError(exc.status, exc.message.replace(appkey, "***"), None, exc.vendor) from None
-            raise BatchRejected(str(exc).replace(appkey, "***")) from None
-        data = response.json if isinstance(response.json, dict) else {}
+            refuse(exc, appkey)
+        data = json_object(response)
         out = self._parse(rows, chunk, endpoint, data)
         self.memo.put(key, out)
         return out
@@ -170,16 +152,4 @@ class SmsDestination:
                                  f"NHN SMS refused the {endpoint} request: {message} "
                                  f"(resultCode {header.get('resultCode')})") for i, _ in chunk}
         send_results = (((data.get("body") or {}).get("data") or {}).get("sendResultList")) or []
-        by_seq = {r.get("recipientSeq"): r for r in send_results if isinstance(r, dict)}
-        by_group = {r.get("recipientGroupingKey"): r for r in send_results if isinstance(r, dict)}
-        out = {}
-        for seq, (i, entry) in enumerate(chunk, start=1):
-            result = by_seq.get(seq) or by_group.get(entry["recipientGroupingKey"])
-            if result is None:
-                out[i] = RowResult(rows[i].key, "rejected", "NHN SMS returned no result for this recipient")
-            elif result.get("resultCode") in (0, "0"):
-                out[i] = RowResult(rows[i].key, "ok", f"sent as {endpoint}")
-            else:
-                out[i] = RowResult(rows[i].key, "rejected",
-                                   f"resultCode {result.get('resultCode')}: {result.get('resultMessage', '')}")
-        return out
+        return recipient_results(rows, chunk, send_results, "NHN SMS", lambda _result: f"sent as {endpoint}")
