@@ -29,6 +29,11 @@ API
   returns the CompletedProcess, raises DbtFailed (with the end of dbt's output) when dbt fails.
 - `build_warehouse(path, events=, identifies=, orders=, vars=None, select=None, args=())`:
   load_raw + `dbt build` (optionally `--select select`), then a read-only DuckDB connection.
+- `INCREMENTAL_TABLES` / `DERIVED_TABLES`: the incremental models, and the tables built from them.
+  `table_differences(a, b, tables)` compares those tables of two warehouse files row for row (as
+  multisets, every column but the `processed_at` bookkeeping) and returns the ones that differ;
+  `full_refresh_copy(path, dst)` copies a warehouse and rebuilds the copy with `--full-refresh` — the
+  reference an incremental build must equal.
 Raw rows bypass the ingest code on purpose (no landing files needed); what ingestion guarantees
 — one row per messageId, UTC times — is up to the test data.
 """
@@ -38,6 +43,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -208,3 +214,53 @@ def build_warehouse(path: str | Path, *, events=(), identifies=(), orders=(), va
         command += ["--select", select]
     run_dbt(path, *command, vars=vars)
     return duckdb.connect(str(path), read_only=True)
+
+
+# Incremental models (README.md, "Incremental strategy") and the tables built from them: what the
+# "incremental equals full refresh" tests compare. (fct_behavioural_cohort_members keeps one snapshot
+# per run by design: a full refresh only has the latest.)
+INCREMENTAL_TABLES = (
+    "intermediate.int_identity_graph", "marts.fct_events", "marts.fct_sessions", "intermediate.int_customer_facts",
+    "intermediate.int_funnel_steps_reached", "intermediate.int_retention_periods_returned",
+    "intermediate.int_path_steps_sequenced", "intermediate.int_path_windows", "intermediate.int_repurchase_return_periods",
+)
+DERIVED_TABLES = (
+    "marts.fct_orders", "marts.dim_customers", "intermediate.int_repurchase_cohorts_assigned",
+    "marts.fct_funnel_conversion", "marts.fct_funnel_dropoff_cohorts", "marts.fct_retention_cohorts",
+    "marts.fct_retention_averages", "marts.fct_repurchase_retention_comparison", "marts.fct_path_sequences",
+    "marts.fct_path_edges",
+)
+
+
+def full_refresh_copy(path: str | Path, dst: str | Path, *args: str, vars: dict | None = None) -> Path:
+    """Copy the warehouse at `path` (same raw rows, same loaded_at) and rebuild the copy from scratch."""
+    shutil.copyfile(path, dst)
+    run_dbt(dst, "run", "--full-refresh", *args, vars=vars)
+    return Path(dst)
+
+
+def table_differences(a: str | Path, b: str | Path, tables=INCREMENTAL_TABLES + DERIVED_TABLES,
+                      ignore=("processed_at",)) -> dict:
+    """{table: (rows only in a, rows only in b)} for the tables whose rows differ (multisets; every
+    column but `ignore`). An empty dict: the two warehouses hold the same tables."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute(f"attach '{a}' as a (read_only)")
+        con.execute(f"attach '{b}' as b (read_only)")
+        differences = {}
+        for table in tables:
+            schema, name = table.split(".")
+            columns = [c for (c,) in con.execute(
+                "select column_name from duckdb_columns() where database_name = 'a' and schema_name = ? "
+                "and table_name = ? order by column_index", [schema, name]).fetchall() if c not in ignore]
+            assert columns, f"{table} not found in {a}"
+            listed = ", ".join(f'"{c}"' for c in columns)
+            counts = [con.execute(f"select count(*) from (select {listed} from {x}.{table} except all "
+                                  f"select {listed} from {y}.{table})").fetchone()[0] for x, y in (("a", "b"), ("b", "a"))]
+            if any(counts):
+                differences[table] = tuple(counts)
+        return differences
+    finally:
+        con.close()

@@ -16,7 +16,7 @@ as_of as (
     select max(as_of_date) as as_of_date from parent
 )
 select child.{{ column_name }}
-from {{ model }} as child
+from (select * from {{ model }}) as child
 cross join as_of
 where child.{{ column_name }} is not null
     and child.{{ date_column }} <= as_of.as_of_date

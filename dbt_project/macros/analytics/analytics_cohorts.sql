@@ -68,9 +68,42 @@
 {%- endmacro %}
 
 
+{#- Can a customer with no matching event at all be a member (every count 0)? -#}
+{% macro analytics_cohort_admits_zero_counts(c) -%}
+    {%- set holds = [] -%}
+    {%- for k in c.conditions -%}
+        {%- set parts = k.test.split(' ') -%}
+        {%- set op = parts[0] -%}
+        {%- set value = parts[1] | int -%}
+        {%- set ok = (op == '=' and value == 0) or (op == '>=' and value <= 0) or (op == '>' and value < 0)
+                  or (op == '<=' and value >= 0) or (op == '<' and value > 0) or (op == '!=' and value != 0) -%}
+        {%- do holds.append(ok) -%}
+    {%- endfor -%}
+    {{- return((holds | select | list | length == holds | length) if c.match == 'all' else (holds | select | list | length > 0)) -}}
+{%- endmacro %}
+
+
 {#- CTEs evaluating one cohort at as_of (CTE `as_of` with column snapshot_at, CTE `events` with the
-    events up to it); <p>_final has one row per member. -#}
+    events up to it); <p>_final has one row per member.
+    Unless a customer without any matching event could be a member (all conditions negative), only
+    the events matching one of the conditions are read — and, when every condition has an in_last
+    window, only those inside the longest one — so a snapshot does not scan the whole history. -#}
 {% macro analytics_cohort_ctes(c, p) -%}
+{%- set prefilter = not analytics_cohort_admits_zero_counts(c) %}
+{%- set windows = [] %}
+{%- for k in c.conditions %}{% if k.in_last %}{% do windows.append(k.in_last.seconds) %}{% endif %}{% endfor %}
+{{ p }}_events as (
+    select events.*
+    from events
+    {%- if prefilter %}
+    cross join as_of
+    where ({% for k in c.conditions %}{{ k.condition }}{% if not loop.last %} or {% endif %}{% endfor %})
+    {%- if windows | length == c.conditions | length %}
+      and events.event_at > {{ dbt.dateadd('second', -1 * (windows | max), 'as_of.snapshot_at') }}
+    {%- endif %}
+    {%- endif %}
+),
+
 {{ p }}_counts as (
     select
         events.customer_id,
@@ -82,7 +115,7 @@
         sum(case when {{ in_window }} then 1 else 0 end) as condition_{{ loop.index }}_count,
         max(case when {{ in_window }} then events.event_at end) as condition_{{ loop.index }}_last_at{% if not loop.last %},{% endif %}
         {%- endfor %}
-    from events
+    from {{ p }}_events as events
     cross join as_of
     group by events.customer_id
 ),

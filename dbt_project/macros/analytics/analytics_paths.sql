@@ -107,6 +107,7 @@
     select
         steps.session_id,
         steps.customer_id,
+        steps.event_id,
         steps.step_index - anchors.anchor_index as position,
         steps.step_key
     from steps

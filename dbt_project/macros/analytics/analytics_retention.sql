@@ -38,19 +38,23 @@
 {%- endmacro %}
 
 
-{#- select customer_id, activity_at for an activity returned by analytics_activity(). -#}
-{% macro analytics_activity_sql(activity) -%}
+{#- select customer_id, activity_at (and loaded_at) for an activity returned by analytics_activity();
+    `customers`: a relation with a customer_id column to restrict to (incremental runs). -#}
+{% macro analytics_activity_sql(activity, customers=none) -%}
     {%- if activity.source == 'orders' -%}
-    select customer_id, ordered_at as activity_at
+    select customer_id, ordered_at as activity_at, loaded_at
     from {{ ref('fct_orders') }}
     where customer_id is not null
       and ordered_at <= {{ analytics_as_of_sql() }}
       and status in ({{ activity.statuses | join(', ') }})
     {%- else -%}
-    select customer_id, event_at as activity_at
+    select customer_id, event_at as activity_at, loaded_at
     from {{ ref('fct_events') }}
     where event_at <= {{ analytics_as_of_sql() }}
       and {{ activity.condition }}
+    {%- endif %}
+    {%- if customers is not none %}
+      and customer_id in (select customer_id from {{ customers }})
     {%- endif -%}
 {%- endmacro %}
 
@@ -122,13 +126,13 @@
 
 {#- CTEs for one retention definition; <p>_final: one row per cohort entry and period number in
     which the customer returned (period 0 for every entry). -#}
-{% macro analytics_retention_ctes(r, p) -%}
+{% macro analytics_retention_ctes(r, p, customers=none) -%}
 {{ p }}_starts as (
-    {{ analytics_activity_sql(r.start) }}
+    {{ analytics_activity_sql(r.start, customers) }}
 ),
 
 {{ p }}_returns as (
-    {{ analytics_activity_sql(r.returning) }}
+    {{ analytics_activity_sql(r.returning, customers) }}
 ),
 
 {{ p }}_entries as (

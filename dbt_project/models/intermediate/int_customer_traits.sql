@@ -8,11 +8,35 @@
 {%- set boolean_traits = ['consent_email', 'consent_sms', 'consent_push', 'consent_kakao', 'consent_night'] %}
 {%- set timestamp_traits = ['account_created_at'] %}
 {%- set all_traits = text_traits + boolean_traits + timestamp_traits %}
+{#- Incremental (delete+insert on customer_id): a run recomputes the members with identify or alias
+    calls loaded since the latest load it processed (source_loaded_at). -#}
+{{
+    config(
+        materialized=scoped_materialization(),
+        unique_key='customer_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+    )
+}}
 with
+
+{%- if is_incremental() %}
+
+changed_members as (
+
+    select user_id as customer_id
+    from {{ ref('stg_segment__identifies') }}
+    where loaded_at > {{ incremental_watermark() }} and user_id is not null
+
+),
+{%- endif %}
 
 history as (
 
     select * from {{ ref('int_customer_traits_history') }}
+    {%- if is_incremental() %}
+    where customer_id in (select customer_id from changed_members)
+    {%- endif %}
 
 ),
 
@@ -21,9 +45,13 @@ identity_calls as (
     select
         user_id as customer_id,
         identified_at,
-        call_type
+        call_type,
+        loaded_at
     from {{ ref('stg_segment__identifies') }}
     where user_id is not null
+    {%- if is_incremental() %}
+      and user_id in (select customer_id from changed_members)
+    {%- endif %}
 
 ),
 
@@ -63,7 +91,8 @@ identity_facts as (
     select
         customer_id,
         min(identified_at) as first_identified_at,
-        max(identified_at) as last_identified_at
+        max(identified_at) as last_identified_at,
+        max(loaded_at) as source_loaded_at
     from identity_calls
     group by customer_id
 
@@ -79,7 +108,9 @@ final as (
         coalesce(latest_traits.identify_count, 0) as identify_count,
         latest_traits.traits_updated_at,
         identity_facts.first_identified_at,
-        identity_facts.last_identified_at
+        identity_facts.last_identified_at,
+        identity_facts.source_loaded_at,
+        {{ run_started_at_sql() }} as processed_at
 
     from identity_facts
     left join latest_traits

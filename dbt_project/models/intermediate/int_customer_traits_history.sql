@@ -1,12 +1,28 @@
 -- Trait history of every member: one row per identify call, valid from its time until the next
 -- identify call of the same user (valid_to NULL for the latest). Traits a call omits are NULL
 -- in its row; int_customer_traits resolves the current value of each trait.
+-- Incremental (delete+insert on customer_id): a run rebuilds the history of the members with identify
+-- calls loaded since the latest load in the table (loaded_at).
+{{
+    config(
+        materialized=scoped_materialization(),
+        unique_key='customer_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+    )
+}}
 with
 
 identifies as (
 
     select * from {{ ref('stg_segment__identifies') }}
     where call_type = 'identify' and user_id is not null
+    {%- if is_incremental() %}
+      and user_id in (
+        select user_id from {{ ref('stg_segment__identifies') }}
+        where loaded_at > {{ incremental_watermark('loaded_at') }}
+      )
+    {%- endif %}
 
 ),
 
@@ -35,7 +51,9 @@ final as (
         consent_kakao,
         consent_night,
         account_created_at,
-        landing_date
+        landing_date,
+        loaded_at,
+        {{ run_started_at_sql() }} as processed_at
 
     from identifies
 

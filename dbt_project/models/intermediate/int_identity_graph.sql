@@ -11,7 +11,56 @@
 -- reported. Events that carry a user id always belong to that user (fct_events), whatever this
 -- graph says; the graph only decides for anonymous-only events.
 -- Anonymous ids with no link keep a stable key of their own: 'anon:' || anonymous_id.
+--
+-- Incremental (delete+insert on anonymous_id): a run recomputes, from their whole history, the
+-- anonymous ids seen in the events and identify/alias calls loaded since the latest load it has
+-- processed (source_loaded_at). A row depends only on the calls that mention its anonymous id.
+{{
+    config(
+        materialized=scoped_materialization(),
+        unique_key='anonymous_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+    )
+}}
 with
+
+{% if is_incremental() %}
+
+touched as (
+
+    select anonymous_id
+    from {{ ref('stg_segment__events') }}
+    where loaded_at > {{ incremental_watermark() }} and anonymous_id is not null
+    union
+    select anonymous_id
+    from {{ ref('stg_segment__identifies') }}
+    where loaded_at > {{ incremental_watermark() }} and anonymous_id is not null
+    union
+    select previous_id
+    from {{ ref('stg_segment__identifies') }}
+    where loaded_at > {{ incremental_watermark() }} and previous_id is not null and call_type = 'alias'
+
+),
+
+identifies as (
+
+    select *
+    from {{ ref('stg_segment__identifies') }}
+    where anonymous_id in (select anonymous_id from touched)
+        or previous_id in (select anonymous_id from touched)
+
+),
+
+events as (
+
+    select anonymous_id, user_id, event_at, loaded_at
+    from {{ ref('stg_segment__events') }}
+    where anonymous_id in (select anonymous_id from touched)
+
+),
+
+{% else %}
 
 identifies as (
 
@@ -21,11 +70,13 @@ identifies as (
 
 events as (
 
-    select anonymous_id, user_id, event_at
+    select anonymous_id, user_id, event_at, loaded_at
     from {{ ref('stg_segment__events') }}
     where anonymous_id is not null
 
 ),
+
+{% endif %}
 
 links as (
 
@@ -85,15 +136,15 @@ link_counts as (
 
 sightings as (
 
-    select anonymous_id, event_at as seen_at from events
+    select anonymous_id, event_at as seen_at, loaded_at from events
 
     union all
 
-    select anonymous_id, identified_at as seen_at from identifies where anonymous_id is not null
+    select anonymous_id, identified_at as seen_at, loaded_at from identifies where anonymous_id is not null
 
     union all
 
-    select previous_id as anonymous_id, identified_at as seen_at
+    select previous_id as anonymous_id, identified_at as seen_at, loaded_at
     from identifies
     where call_type = 'alias' and previous_id is not null
 
@@ -101,7 +152,11 @@ sightings as (
 
 anonymous_ids as (
 
-    select anonymous_id, min(seen_at) as first_seen_at, max(seen_at) as last_seen_at
+    select
+        anonymous_id,
+        min(seen_at) as first_seen_at,
+        max(seen_at) as last_seen_at,
+        max(loaded_at) as source_loaded_at
     from sightings
     group by anonymous_id
 
@@ -119,7 +174,9 @@ final as (
         coalesce(link_counts.linked_user_count, 0) as linked_user_count,
         coalesce(link_counts.linked_user_count, 0) > 1 as is_conflicted,
         anonymous_ids.first_seen_at,
-        anonymous_ids.last_seen_at
+        anonymous_ids.last_seen_at,
+        anonymous_ids.source_loaded_at,
+        {{ run_started_at_sql() }} as processed_at
 
     from anonymous_ids
     left join ranked_links
@@ -127,6 +184,9 @@ final as (
         and ranked_links.link_rank = 1
     left join link_counts
         on anonymous_ids.anonymous_id = link_counts.anonymous_id
+    {%- if is_incremental() %}
+    where anonymous_ids.anonymous_id in (select anonymous_id from touched)
+    {%- endif %}
 
 )
 

@@ -9,119 +9,139 @@ reached as (
     select * from {{ ref('int_funnel_steps_reached') }}
 ),
 
+{%- set customer_columns = ['first_seen_at'] %}
+{%- for f in funnels %}{% for b in f.breakdowns %}{% if b.kind == 'customer' and b.column not in customer_columns %}{% do customer_columns.append(b.column) %}{% endif %}{% endfor %}{% endfor %}
+
 customers as (
-    select * from {{ ref('dim_customers') }}
-),
-
-events as (
-    select * from {{ ref('fct_events') }}
-),
-
-entrants as (
-    select funnel_name, customer_id
-    from reached
-    where step_number = 1
-),
-
-breakdown_values as (
-    select
-        funnel_name,
-        customer_id,
-        cast('overall' as {{ dbt.type_string() }}) as breakdown_name,
-        cast('all' as {{ dbt.type_string() }}) as breakdown_value
-    from entrants
-    {%- for f in funnels %}
-    {%- for b in f.breakdowns %}
-
-    union all
-
-    {% if b.kind == 'customer' %}
-    select
-        entrants.funnel_name,
-        entrants.customer_id,
-        {{ analytics_string_literal(b.name) }} as breakdown_name,
-        coalesce(cast(customers.{{ b.column }} as {{ dbt.type_string() }}), '(none)') as breakdown_value
-    from entrants
-    left join customers
-        on customers.customer_id = entrants.customer_id
-    where entrants.funnel_name = {{ analytics_string_literal(f.name) }}
-    {%- elif b.kind == 'first_seen_week' %}
-    select
-        entrants.funnel_name,
-        entrants.customer_id,
-        {{ analytics_string_literal(b.name) }} as breakdown_name,
-        coalesce(
-            cast(cast({{ dbt.date_trunc('week', analytics_to_local('customers.first_seen_at')) }} as date) as {{ dbt.type_string() }}),
-            '(none)'
-        ) as breakdown_value
-    from entrants
-    left join customers
-        on customers.customer_id = entrants.customer_id
-    where entrants.funnel_name = {{ analytics_string_literal(f.name) }}
-    {%- else %}
-    {#- an event property of the attempt's step events: first touch = earliest step with a
-        non-null value, last touch = latest, step = the value on that step's event -#}
-    select
-        entrants.funnel_name,
-        entrants.customer_id,
-        {{ analytics_string_literal(b.name) }} as breakdown_name,
-        coalesce(attributed.breakdown_value, '(none)') as breakdown_value
-    from entrants
-    left join (
-        select
-            customer_id,
-            breakdown_value,
-            row_number() over (
-                partition by customer_id
-                order by step_number {{ 'desc' if b.attribution == 'last_touch' else 'asc' }}
-            ) as touch_rank
-        from (
-            select
-                reached.customer_id,
-                reached.step_number,
-                cast({{ b.expression }} as {{ dbt.type_string() }}) as breakdown_value
-            from reached
-            inner join events as e
-                on e.event_id = reached.event_id
-            where reached.funnel_name = {{ analytics_string_literal(f.name) }}
-            {%- if b.attribution == 'step' %}
-              and reached.step_number = {{ b.step }}
-            {%- endif %}
-        ) as touches
-        where breakdown_value is not null
-    ) as attributed
-        on attributed.customer_id = entrants.customer_id
-        and attributed.touch_rank = 1
-    where entrants.funnel_name = {{ analytics_string_literal(f.name) }}
-    {%- endif %}
-    {%- endfor %}
-    {%- endfor %}
+    select customer_id, {{ customer_columns | join(', ') }}
+    from {{ ref('dim_customers') }}
 ),
 
 funnel_steps as (
     {{ analytics_funnel_steps_values(funnels) }}
 ),
 
-breakdown_groups as (
-    select distinct funnel_name, breakdown_name, breakdown_value
-    from breakdown_values
+{#- Per funnel: one row per entrant with the value of every breakdown (b_1, b_2, …), joined 1:1 to the
+    entrant's reached steps, then one aggregation over grouping sets — (step) for `overall` and
+    (step, b_i) for every breakdown — instead of one join per breakdown. -#}
+{%- for f in funnels %}
+{%- set p = 'funnel_' ~ loop.index %}
+{%- set property_index = namespace(k=0) %}
+
+{{ p }}_entrants as (
+    select
+        entrants.customer_id
+        {%- for b in f.breakdowns %}
+        {%- if b.kind == 'customer' %},
+        coalesce(cast(customers.{{ b.column }} as {{ dbt.type_string() }}), '(none)') as b_{{ loop.index }}
+        {%- elif b.kind == 'first_seen_week' %},
+        coalesce(
+            cast(cast({{ dbt.date_trunc('week', analytics_to_local('customers.first_seen_at')) }} as date) as {{ dbt.type_string() }}),
+            '(none)'
+        ) as b_{{ loop.index }}
+        {%- else %}
+        {%- set property_index.k = property_index.k + 1 %},
+        {#- an event property of the attempt's step events (int_funnel_steps_reached.property_breakdown_k):
+            first touch = earliest step with a non-null value, last touch = latest, step = that step's -#}
+        coalesce(
+            max(case when touches.step_number = touches.touch_step_{{ loop.index }} then touches.property_breakdown_{{ property_index.k }} end),
+            '(none)'
+        ) as b_{{ loop.index }}
+        {%- endif %}
+        {%- endfor %}
+    from (
+        select customer_id
+        from reached
+        where funnel_name = {{ analytics_string_literal(f.name) }} and step_number = 1
+    ) as entrants
+    left join customers
+        on customers.customer_id = entrants.customer_id
+    {%- if f.breakdowns | selectattr('kind', 'equalto', 'property') | list %}
+    left join (
+        select
+            reached.*
+            {%- set property_index.k = 0 %}
+            {%- for b in f.breakdowns %}
+            {%- if b.kind == 'property' %}
+            {%- set property_index.k = property_index.k + 1 %},
+            {%- if b.attribution == 'step' %}
+            {{ b.step }}
+            {%- else %}
+            {{ 'max' if b.attribution == 'last_touch' else 'min' }}(case when property_breakdown_{{ property_index.k }} is not null then step_number end)
+                over (partition by customer_id)
+            {%- endif %} as touch_step_{{ loop.index }}
+            {%- endif %}
+            {%- endfor %}
+        from reached
+        where funnel_name = {{ analytics_string_literal(f.name) }}
+    ) as touches
+        on touches.customer_id = entrants.customer_id
+    group by entrants.customer_id
+        {%- for b in f.breakdowns %}
+        {%- if b.kind == 'customer' %}, customers.{{ b.column }}{% elif b.kind == 'first_seen_week' %}, customers.first_seen_at{% endif %}
+        {%- endfor %}
+    {%- endif %}
 ),
 
-step_stats as (
+{{ p }}_stats as (
     select
-        breakdown_values.funnel_name,
-        breakdown_values.breakdown_name,
-        breakdown_values.breakdown_value,
+        {%- if f.breakdowns %}
+        case
+            {%- for b in f.breakdowns %}
+            when grouping(entrants.b_{{ loop.index }}) = 0 then {{ analytics_string_literal(b.name) }}
+            {%- endfor %}
+            else 'overall'
+        end as breakdown_name,
+        coalesce({% for b in f.breakdowns %}entrants.b_{{ loop.index }}, {% endfor %}'all') as breakdown_value,
+        {%- else %}
+        'overall' as breakdown_name,
+        'all' as breakdown_value,
+        {%- endif %}
         reached.step_number,
         count(*) as customers_entered,
         {{ analytics_median('reached.seconds_from_previous_step') }} as median_seconds_to_convert,
         avg(cast(reached.seconds_from_previous_step as {{ analytics_type_double() }})) as mean_seconds_to_convert,
         {{ analytics_median('reached.seconds_from_first_step') }} as median_seconds_from_first_step
-    from breakdown_values
-    inner join reached
-        on reached.funnel_name = breakdown_values.funnel_name
-        and reached.customer_id = breakdown_values.customer_id
-    group by 1, 2, 3, 4
+    from reached
+    inner join {{ p }}_entrants as entrants
+        on entrants.customer_id = reached.customer_id
+    where reached.funnel_name = {{ analytics_string_literal(f.name) }}
+    group by grouping sets (
+        (reached.step_number)
+        {%- for b in f.breakdowns %},
+        (reached.step_number, entrants.b_{{ loop.index }})
+        {%- endfor %}
+    )
+),
+{%- endfor %}
+
+step_stats as (
+    {%- for f in funnels %}
+    select {{ analytics_string_literal(f.name) }} as funnel_name, stats.*
+    from funnel_{{ loop.index }}_stats as stats
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- else %}
+    select
+        cast(null as {{ dbt.type_string() }}) as funnel_name,
+        cast(null as {{ dbt.type_string() }}) as breakdown_name,
+        cast(null as {{ dbt.type_string() }}) as breakdown_value,
+        cast(null as {{ dbt.type_int() }}) as step_number,
+        0 as customers_entered,
+        cast(null as {{ analytics_type_double() }}) as median_seconds_to_convert,
+        cast(null as {{ analytics_type_double() }}) as mean_seconds_to_convert,
+        cast(null as {{ analytics_type_double() }}) as median_seconds_from_first_step
+    from reached
+    where 1 = 0
+    {%- endfor %}
+),
+
+breakdown_groups as (
+    -- every entrant reached step 1, so every breakdown value has a step-1 row
+    select funnel_name, breakdown_name, breakdown_value
+    from step_stats
+    where step_number = 1
 ),
 
 counted as (

@@ -6,36 +6,27 @@
 
 with
 
-steps as (
-    select * from {{ ref('int_path_steps_sequenced') }}
+windows as (
+    -- one row per anchored session and window step (int_path_windows, incremental)
+    select * from {{ ref('int_path_windows') }}
 ),
 
 {%- for a in config.analyses %}
 {%- set p = 'analysis_' ~ loop.index %}
 
-{{ analytics_path_window_ctes(a, p) }},
-
-{{ p }}_edges as (
-    select
-        session_id,
-        position as from_position,
-        step_key as from_step_key,
-        lead(position) over (partition by session_id order by position) as to_position,
-        lead(step_key) over (partition by session_id order by position) as to_step_key
-    from {{ p }}_window
-),
-
 {{ p }}_counted as (
     select
-        from_position,
-        from_step_key,
-        to_position,
-        to_step_key,
+        position as from_position,
+        step_key as from_step_key,
+        next_position as to_position,
+        next_step_key as to_step_key,
         count(*) as sessions,
-        (select count(*) from {{ p }}_anchors) as anchored_sessions
-    from {{ p }}_edges
-    where to_step_key is not null
-    group by from_position, from_step_key, to_position, to_step_key
+        (select count(*) from windows
+         where analysis_name = {{ analytics_string_literal(a.name) }} and step_number = 1) as anchored_sessions
+    from windows
+    where analysis_name = {{ analytics_string_literal(a.name) }}
+      and next_step_key is not null
+    group by position, step_key, next_position, next_step_key
 ),
 
 {{ p }}_final as (
@@ -71,7 +62,7 @@ unioned as (
         0 as sessions,
         0 as anchored_sessions,
         0 as edge_rank
-    from steps
+    from windows
     where 1 = 0
     {%- endfor %}
 )

@@ -6,24 +6,13 @@
 
 with
 
-steps as (
-    select * from {{ ref('int_path_steps_sequenced') }}
+windows as (
+    -- one row per anchored session and window step (int_path_windows, incremental)
+    select * from {{ ref('int_path_windows') }}
 ),
 
 {%- for a in config.analyses %}
 {%- set p = 'analysis_' ~ loop.index %}
-
-{{ analytics_path_window_ctes(a, p) }},
-
-{{ p }}_sequences as (
-    select
-        session_id,
-        customer_id,
-        count(*) as path_length,
-        {{ dbt.listagg('step_key', "' → '", 'order by position') }} as path
-    from {{ p }}_window
-    group by session_id, customer_id
-),
 
 {{ p }}_counted as (
     select
@@ -32,7 +21,9 @@ steps as (
         count(*) as sessions,
         count(distinct customer_id) as customers,
         sum(count(*)) over () as anchored_sessions
-    from {{ p }}_sequences
+    from windows
+    where analysis_name = {{ analytics_string_literal(a.name) }}
+      and step_number = 1
     group by path, path_length
 ),
 
@@ -67,7 +58,7 @@ unioned as (
         0 as customers,
         0 as anchored_sessions,
         0 as path_rank
-    from steps
+    from windows
     where 1 = 0
     {%- endfor %}
 )

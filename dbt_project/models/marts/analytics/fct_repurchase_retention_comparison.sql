@@ -4,6 +4,7 @@
 {{ config(materialized='table') }}
 
 -- depends_on: {{ ref('fct_events') }}
+-- depends_on: {{ ref('fct_orders') }}
 
 {%- set c = analytics_repurchase_comparison() %}
 
@@ -13,10 +14,6 @@ buyers as (
     select *
     from {{ ref('int_repurchase_cohorts_assigned') }}
     where repurchase_group <> 'window_open'
-),
-
-returns as (
-    {{ analytics_activity_sql(c.returning) }}
 ),
 
 as_of as (
@@ -30,29 +27,9 @@ periods as (
 ),
 
 return_periods as (
-    select distinct
-        customer_id,
-        {%- if c.retention_type == 'on_or_after' %}
-        case when period_number > {{ c.periods }} then {{ c.periods }} else period_number end as period_number
-        {%- else %}
-        period_number
-        {%- endif %}
-    from (
-        select
-            buyers.customer_id,
-            cast(floor({{ dbt.datediff('buyers.first_purchase_at', 'returns.activity_at', 'second') }} / {{ c.period_seconds }}.0)
-                as {{ dbt.type_int() }}) as period_number
-        from buyers
-        inner join returns
-            on returns.customer_id = buyers.customer_id
-            and returns.activity_at >= buyers.first_purchase_at
-        cross join as_of
-        where returns.activity_at <= as_of.as_of_at
-    ) as returned
-    where period_number >= 1
-    {%- if c.retention_type == 'on' %}
-      and period_number <= {{ c.periods }}
-    {%- endif %}
+    -- periods in which each buyer came back (int_repurchase_return_periods, incremental)
+    select customer_id, period_number
+    from {{ ref('int_repurchase_return_periods') }}
 ),
 
 {%- if c.retention_type == 'on_or_after' %}

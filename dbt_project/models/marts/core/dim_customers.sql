@@ -2,6 +2,9 @@
 -- to a member ('anon:<anonymous_id>') — seen on or before the as-of date (macros/as_of_date.sql).
 -- Behaviour (sessions, events, orders, RFM, lifecycle) is as of that date; traits and consent are
 -- the latest known (int_customer_traits). Rules and mappings: README.md.
+-- A table rebuilt every run, but a cheap one: the per-customer behaviour facts come aggregated from
+-- int_customer_facts (incremental); here only traits, the as-of date and what depends on it
+-- (recency, RFM, lifecycle — they change for everybody when the as-of date moves) are added.
 {%- set lifecycle = var('lifecycle') %}
 {%- set rfm = var('rfm') %}
 {%- set engagement = var('message_engagement') %}
@@ -14,30 +17,10 @@ as_of as (
 
 ),
 
-events as (
+facts as (
 
-    select fct_events.*
-    from {{ ref('fct_events') }} as fct_events
-    cross join as_of
-    where fct_events.event_date <= as_of.as_of_date
-
-),
-
-sessions as (
-
-    select fct_sessions.*
-    from {{ ref('fct_sessions') }} as fct_sessions
-    cross join as_of
-    where fct_sessions.session_date <= as_of.as_of_date
-
-),
-
-orders as (
-
-    select fct_orders.*
-    from {{ ref('fct_orders') }} as fct_orders
-    cross join as_of
-    where fct_orders.ordered_date <= as_of.as_of_date
+    -- behaviour facts (incremental; already limited to the as-of date when var as_of_date is set)
+    select * from {{ ref('int_customer_facts') }}
 
 ),
 
@@ -50,42 +33,23 @@ traits as (
 
 ),
 
-activity as (
-
-    select customer_id, event_at as seen_at from events
-    union all
-    select customer_id, ordered_at as seen_at from orders
-    union all
-    select customer_id, first_identified_at as seen_at from traits
-
-),
-
 customers as (
 
-    select customer_id, min(seen_at) as first_seen_at, max(seen_at) as last_seen_at
-    from activity
-    group by customer_id
-
-),
-
-event_facts as (
-
     select
-        customer_id,
-        count(*) as events_count,
-        sum(case when event_type = 'page' then 1 else 0 end) as page_views_count,
-        count(distinct anonymous_id) as devices_count,
-        min(anonymous_id) as first_anonymous_id,
-        sum(case when event_name in ({{ sql_string_list(lifecycle.activation_events) }}) then 1 else 0 end)
-            as activation_events_count,
-        {%- for channel, names in engagement.items() %}
-        {%- for action in actions %}
-        sum(case when event_name in ({{ sql_string_list(names.get(action, [])) }}) then 1 else 0 end)
-            as {{ channel }}_{{ action }}_events{{ ',' if not loop.last }}
-        {%- endfor %}{{ ',' if not loop.last }}
-        {%- endfor %}
-    from events
-    group by customer_id
+        coalesce(facts.customer_id, traits.customer_id) as customer_id,
+        case
+            when facts.first_seen_at is null then traits.first_identified_at
+            when traits.first_identified_at is null or facts.first_seen_at <= traits.first_identified_at then facts.first_seen_at
+            else traits.first_identified_at
+        end as first_seen_at,
+        case
+            when facts.last_seen_at is null then traits.first_identified_at
+            when traits.first_identified_at is null or facts.last_seen_at >= traits.first_identified_at then facts.last_seen_at
+            else traits.first_identified_at
+        end as last_seen_at
+    from facts
+    full outer join traits
+        on facts.customer_id = traits.customer_id
 
 ),
 
@@ -95,87 +59,11 @@ measured_engagement as (
     select
         {%- for channel, names in engagement.items() %}
         {%- for action in actions %}
-        max(case when event_name in ({{ sql_string_list(names.get(action, [])) }}) then 1 else 0 end)
+        max(case when {{ channel }}_{{ action }}_events > 0 then 1 else 0 end)
             as {{ channel }}_{{ action }}_is_tracked{{ ',' if not loop.last }}
         {%- endfor %}{{ ',' if not loop.last }}
         {%- endfor %}
-    from events
-
-),
-
-order_facts as (
-
-    select
-        customer_id,
-        sum(case when is_completed then 1 else 0 end) as orders_count,
-        sum(case when status = 'cancelled' then 1 else 0 end) as cancelled_orders_count,
-        sum(case when status = 'refunded' then 1 else 0 end) as refunded_orders_count,
-        sum(case when is_completed then revenue else 0 end) as revenue,
-        min(case when is_completed then ordered_at end) as first_order_at,
-        max(case when is_completed then ordered_at end) as last_order_at
-    from orders
-    group by customer_id
-
-),
-
-session_facts as (
-
-    select customer_id, count(*) as sessions_count
-    from sessions
-    group by customer_id
-
-),
-
-first_touch as (
-
-    select customer_id, channel, utm_source, utm_campaign, landing_page_path
-    from (
-        select
-            *,
-            row_number() over (partition by customer_id order by started_at, session_id) as touch_rank
-        from sessions
-    ) as ranked
-    where touch_rank = 1
-
-),
-
-last_touch as (
-
-    -- last non-direct session up to the first order (or the as-of date): "last non-direct click"
-    select customer_id, channel, utm_source, utm_campaign
-    from (
-        select
-            sessions.*,
-            row_number() over (
-                partition by sessions.customer_id
-                order by case when sessions.channel = 'direct' then 1 else 0 end,
-                    sessions.started_at desc, sessions.session_id desc
-            ) as touch_rank
-        from sessions
-        left join order_facts
-            on sessions.customer_id = order_facts.customer_id
-        where order_facts.first_order_at is null
-            or sessions.started_at <= order_facts.first_order_at
-    ) as ranked
-    where touch_rank = 1
-
-),
-
-favourite_categories as (
-
-    select customer_id, category
-    from (
-        select
-            customer_id,
-            category,
-            row_number() over (
-                partition by customer_id order by count(*) desc, max(event_at) desc, category
-            ) as category_rank
-        from events
-        where category is not null
-        group by customer_id, category
-    ) as ranked
-    where category_rank = 1
+    from facts
 
 ),
 
@@ -185,8 +73,8 @@ joined as (
         customers.customer_id,
         customers.customer_id not like 'anon:%' as is_member,
         case when customers.customer_id not like 'anon:%' then customers.customer_id end as user_id,
-        case when customers.customer_id like 'anon:%' then event_facts.first_anonymous_id end as anonymous_id,
-        coalesce(event_facts.devices_count, 0) as devices_count,
+        case when customers.customer_id like 'anon:%' then facts.first_anonymous_id end as anonymous_id,
+        coalesce(facts.devices_count, 0) as devices_count,
         traits.email,
         traits.email_normalized,
         traits.phone,
@@ -204,46 +92,41 @@ joined as (
         customers.first_seen_at,
         customers.last_seen_at,
         {{ dbt.datediff('cast(customers.last_seen_at as date)', 'as_of.as_of_date', 'day') }} as days_since_last_seen,
-        first_touch.channel as first_touch_channel,
-        first_touch.utm_source as first_touch_utm_source,
-        first_touch.utm_campaign as first_touch_utm_campaign,
-        first_touch.landing_page_path as first_landing_page_path,
-        last_touch.channel as last_touch_channel,
-        last_touch.utm_source as last_touch_utm_source,
-        last_touch.utm_campaign as last_touch_utm_campaign,
-        coalesce(session_facts.sessions_count, 0) as sessions_count,
-        coalesce(event_facts.events_count, 0) as events_count,
-        coalesce(event_facts.page_views_count, 0) as page_views_count,
-        coalesce(order_facts.orders_count, 0) as orders_count,
-        coalesce(order_facts.cancelled_orders_count, 0) as cancelled_orders_count,
-        coalesce(order_facts.refunded_orders_count, 0) as refunded_orders_count,
-        coalesce(order_facts.revenue, 0) as revenue,
-        order_facts.first_order_at,
-        order_facts.last_order_at,
-        {{ dbt.datediff('cast(order_facts.last_order_at as date)', 'as_of.as_of_date', 'day') }} as days_since_last_order,
-        favourite_categories.category as favourite_category,
+        facts.first_touch_channel,
+        facts.first_touch_utm_source,
+        facts.first_touch_utm_campaign,
+        facts.first_landing_page_path,
+        facts.last_touch_channel,
+        facts.last_touch_utm_source,
+        facts.last_touch_utm_campaign,
+        coalesce(facts.sessions_count, 0) as sessions_count,
+        coalesce(facts.events_count, 0) as events_count,
+        coalesce(facts.page_views_count, 0) as page_views_count,
+        coalesce(facts.orders_count, 0) as orders_count,
+        coalesce(facts.cancelled_orders_count, 0) as cancelled_orders_count,
+        coalesce(facts.refunded_orders_count, 0) as refunded_orders_count,
+        coalesce(facts.revenue, 0) as revenue,
+        facts.first_order_at,
+        facts.last_order_at,
+        {{ dbt.datediff('cast(facts.last_order_at as date)', 'as_of.as_of_date', 'day') }} as days_since_last_order,
+        facts.favourite_category,
         {%- for channel in engagement %}
         {%- for action in actions %}
         case
             when measured_engagement.{{ channel }}_{{ action }}_is_tracked = 1
-                then coalesce(event_facts.{{ channel }}_{{ action }}_events, 0)
+                then coalesce(facts.{{ channel }}_{{ action }}_events, 0)
         end as {{ channel }}_{{ action }}_count,
         {%- endfor %}
         {%- endfor %}
-        coalesce(event_facts.activation_events_count, 0) > 0
-            or coalesce(session_facts.sessions_count, 0) >= {{ lifecycle.activation_min_sessions }} as is_activated,
+        coalesce(facts.activation_events_count, 0) > 0
+            or coalesce(facts.sessions_count, 0) >= {{ lifecycle.activation_min_sessions }} as is_activated,
         as_of.as_of_date
 
     from customers
     cross join as_of
     cross join measured_engagement
+    left join facts on customers.customer_id = facts.customer_id
     left join traits on customers.customer_id = traits.customer_id
-    left join event_facts on customers.customer_id = event_facts.customer_id
-    left join session_facts on customers.customer_id = session_facts.customer_id
-    left join order_facts on customers.customer_id = order_facts.customer_id
-    left join first_touch on customers.customer_id = first_touch.customer_id
-    left join last_touch on customers.customer_id = last_touch.customer_id
-    left join favourite_categories on customers.customer_id = favourite_categories.customer_id
 
 ),
 

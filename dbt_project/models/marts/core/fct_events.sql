@@ -15,68 +15,112 @@
     are not part of any session. session_id is a hash of (customer, device, session start), so it
     is the same whichever run computes it.
 
-    Incremental strategy (README.md, "fct_events"): an incremental run re-processes
-      a. every event whose landing day is within var events_lookback_days of the latest landing day
-         already loaded (new days, late arrivals — they land in the day they arrive — and re-loaded days);
+    Incremental strategy (README.md, "Incremental strategy"): an incremental run re-processes
+      a. every event loaded since the latest load already in the table (raw loaded_at; minus var
+         incremental_lookback_days) — new days, late arrivals (they land in the day they arrive)
+         and re-loaded days, however old;
       b. for each (customer, device) with such an event, every event from the start of the stored
          session in which the earliest of them falls (a late event may merge or split sessions
          only from there on; earlier sessions cannot change);
-      c. every event of an anonymous id whose customer changed in int_identity_graph since it
-         was stored (a visitor who signed up: their history moves to the member).
+      c. every event of an anonymous id whose customer changed in int_identity_graph (only ids
+         the graph recomputed since that load can have changed: a visitor who signed up, their
+         history moves to the member).
     and replaces those rows (delete+insert on event_id). History outside that set is not touched.
 
-    Sessionisation runs on the light columns only (ids, times); the flattened JSON attributes are
-    joined at the end, for the selected events only (DuckDB then extracts JSON for those rows alone).
+    Sessionisation runs on the light columns only (ids, times). Only the newly loaded events are read
+    from int_events_identified (their JSON is flattened there); the stored events a run re-processes
+    keep their attributes and only get a new customer (identity graph) and session, so an
+    incremental run never re-reads old raw rows.
 -#}
 -- depends_on: {{ ref('int_identity_graph') }}
 {%- set timeout_ms = var('session_timeout_minutes') * 60 * 1000 %}
+{%- set loaded_after = incremental_watermark('loaded_at') %}
+{%- set columns = [
+    'event_id', 'customer_id', 'user_id', 'anonymous_id', 'event_type', 'event_name', 'page_name',
+    'event_at', 'event_date', 'session_id', 'session_event_number', 'page_path', 'page_url',
+    'page_title', 'referrer', 'utm_source', 'utm_medium', 'utm_campaign', 'utm_term',
+    'utm_content', 'device_type', 'timezone', 'product_id', 'category', 'revenue', 'order_id',
+    'message_campaign_id', 'properties', 'landing_date', 'loaded_at'
+] %}
 with
-
-events as (
-
-    select event_id, customer_id, user_id, anonymous_id, device_key, event_at, landing_date, is_sessionized
-    from {{ ref('int_events_identified') }}
-
-),
 
 {% if is_incremental() %}
 
-landing_cutoff as (
+new_events as (
 
-    select {{ dbt.dateadd('day', -1 * var('events_lookback_days'), 'max(landing_date)') }} as cutoff
-    from {{ this }}
-
-),
-
-arrived as (
-
-    select events.event_id, events.customer_id, events.device_key, events.event_at, events.is_sessionized
-    from events
-    cross join landing_cutoff
-    where landing_cutoff.cutoff is null  -- the table is still empty: everything has arrived
-        or events.landing_date >= landing_cutoff.cutoff
+    -- raw rows loaded since the latest load in the table (new days, late arrivals, re-loaded days)
+    select *
+    from {{ ref('int_events_identified') }}
+    where loaded_at > {{ loaded_after }}
 
 ),
 
 arrived_keys as (
 
     select customer_id, device_key, min(event_at) as first_arrived_at
-    from arrived
+    from new_events
     where is_sessionized
     group by customer_id, device_key
 
 ),
 
-stored_sessions as (
+relinked_devices as (
+
+    -- anonymous ids whose customer in the graph is not the one stored for their anonymous events
+    -- (only ids the graph recomputed since that load can have changed)
+    select distinct stored.anonymous_id
+    from {{ this }} as stored
+    inner join {{ ref('int_identity_graph') }} as identity_graph
+        on stored.anonymous_id = identity_graph.anonymous_id
+    where identity_graph.source_loaded_at > {{ loaded_after }}
+        and stored.user_id is null
+        and stored.customer_id <> identity_graph.customer_id
+
+),
+
+stored_candidates as (
+
+    -- stored events of the touched devices: they may have to be re-sessionised or re-attributed
+    select stored.event_id, stored.user_id, stored.anonymous_id, stored.event_at, stored.loaded_at,
+        stored.session_id is not null as is_sessionized
+    from {{ this }} as stored
+    where (stored.anonymous_id in (select device_key from arrived_keys)
+           or (stored.anonymous_id is null
+               and stored.user_id in (select customer_id from arrived_keys where device_key = ''))
+           or stored.anonymous_id in (select anonymous_id from relinked_devices))
+        and stored.event_id not in (select event_id from new_events)
+
+),
+
+events as (
+
+    select event_id, customer_id, user_id, anonymous_id, device_key, event_at, loaded_at, is_sessionized
+    from new_events
+
+    union all
 
     select
-        customer_id,
-        coalesce(anonymous_id, '') as device_key,
-        session_id,
-        min(event_at) as session_started_at
+        stored_candidates.event_id,
+        coalesce(stored_candidates.user_id, identity_graph.customer_id) as customer_id,
+        stored_candidates.user_id,
+        stored_candidates.anonymous_id,
+        coalesce(stored_candidates.anonymous_id, '') as device_key,
+        stored_candidates.event_at,
+        stored_candidates.loaded_at,
+        stored_candidates.is_sessionized
+    from stored_candidates
+    left join {{ ref('int_identity_graph') }} as identity_graph
+        on stored_candidates.anonymous_id = identity_graph.anonymous_id
+
+),
+
+stored_session_starts as (
+
+    select customer_id, coalesce(anonymous_id, '') as device_key, event_at as session_started_at
     from {{ this }}
-    where session_id is not null
-    group by customer_id, coalesce(anonymous_id, ''), session_id
+    where session_event_number = 1
+        and (anonymous_id in (select device_key from arrived_keys)
+             or (anonymous_id is null and customer_id in (select customer_id from arrived_keys where device_key = '')))
 
 ),
 
@@ -85,30 +129,19 @@ restart_points as (
     select
         arrived_keys.customer_id,
         arrived_keys.device_key,
-        coalesce(max(stored_sessions.session_started_at), min(arrived_keys.first_arrived_at)) as restart_at
+        coalesce(max(stored_session_starts.session_started_at), min(arrived_keys.first_arrived_at)) as restart_at
     from arrived_keys
-    left join stored_sessions
-        on arrived_keys.customer_id = stored_sessions.customer_id
-        and arrived_keys.device_key = stored_sessions.device_key
-        and stored_sessions.session_started_at <= arrived_keys.first_arrived_at
+    left join stored_session_starts
+        on arrived_keys.customer_id = stored_session_starts.customer_id
+        and arrived_keys.device_key = stored_session_starts.device_key
+        and stored_session_starts.session_started_at <= arrived_keys.first_arrived_at
     group by arrived_keys.customer_id, arrived_keys.device_key
-
-),
-
-restitched_devices as (
-
-    select distinct stored.anonymous_id
-    from {{ this }} as stored
-    inner join {{ ref('int_identity_graph') }} as identity_graph
-        on stored.anonymous_id = identity_graph.anonymous_id
-    where stored.user_id is null
-        and stored.customer_id <> identity_graph.customer_id
 
 ),
 
 event_ids_to_process as (
 
-    select event_id from arrived
+    select event_id from new_events
 
     union
 
@@ -121,10 +154,9 @@ event_ids_to_process as (
 
     union
 
-    select events.event_id
+    select event_id
     from events
-    inner join restitched_devices
-        on events.anonymous_id = restitched_devices.anonymous_id
+    where anonymous_id in (select anonymous_id from relinked_devices)
 
 ),
 
@@ -141,7 +173,8 @@ to_process as (
 
 to_process as (
 
-    select * from events
+    select event_id, customer_id, user_id, anonymous_id, device_key, event_at, loaded_at, is_sessionized
+    from {{ ref('int_events_identified') }}
 
 ),
 
@@ -243,23 +276,52 @@ session_keys as (
 
 ),
 
-{%- set columns = [
-    'event_id', 'customer_id', 'user_id', 'anonymous_id', 'event_type', 'event_name', 'page_name',
-    'event_at', 'event_date', 'session_id', 'session_event_number', 'page_path', 'page_url',
-    'page_title', 'referrer', 'utm_source', 'utm_medium', 'utm_campaign', 'utm_term',
-    'utm_content', 'device_type', 'timezone', 'product_id', 'category', 'revenue', 'order_id',
-    'message_campaign_id', 'properties', 'landing_date'
-] %}
-
 final as (
+
+    {%- if is_incremental() %}
 
     select
         {%- for column in columns %}
-        {{ 'session_keys' if column in ('session_id', 'session_event_number') else 'attributes' }}.{{ column }}{{ ',' if not loop.last }}
+        {{ 'session_keys' if column in ('session_id', 'session_event_number') else 'new_events' }}.{{ column }},
         {%- endfor %}
+        {{ run_started_at_sql() }} as processed_at
+    from new_events
+    inner join session_keys
+        on new_events.event_id = session_keys.event_id
+
+    union all
+
+    -- re-processed stored events: same attributes, new customer and session
+    select
+        {%- for column in columns %}
+        {% if column in ('session_id', 'session_event_number') -%}
+        session_keys.{{ column }}
+        {%- elif column == 'customer_id' -%}
+        to_process.customer_id
+        {%- else -%}
+        stored.{{ column }}
+        {%- endif %},
+        {%- endfor %}
+        {{ run_started_at_sql() }} as processed_at
+    from {{ this }} as stored
+    inner join to_process
+        on stored.event_id = to_process.event_id
+    inner join session_keys
+        on stored.event_id = session_keys.event_id
+    where stored.event_id not in (select event_id from new_events)
+
+    {%- else %}
+
+    select
+        {%- for column in columns %}
+        {{ 'session_keys' if column in ('session_id', 'session_event_number') else 'attributes' }}.{{ column }},
+        {%- endfor %}
+        {{ run_started_at_sql() }} as processed_at
     from {{ ref('int_events_identified') }} as attributes
     inner join session_keys
         on attributes.event_id = session_keys.event_id
+
+    {%- endif %}
 
 )
 

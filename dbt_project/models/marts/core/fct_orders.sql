@@ -59,7 +59,8 @@ final as (
         order_events.session_id,
         sessions.channel,
         orders.first_landing_date,
-        orders.status_landing_date
+        orders.status_landing_date,
+        orders.loaded_at
 
     from orders
     left join completed

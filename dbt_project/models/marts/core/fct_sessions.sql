@@ -1,7 +1,115 @@
 -- One row per browsing session (fct_events.session_id): when, how long, where it started, where
--- it came from (channel) and what it led to. Rebuilt from fct_events on each run (a cheap
--- aggregate: the expensive parts — JSON, identity, sessionisation — are incremental in fct_events).
+-- it came from (channel) and what it led to.
+--
+-- Incremental (delete+insert on device_key). The change feed is fct_events.processed_at: fct_events
+-- rewrites whole sessions, so the sessions of the events it (re)wrote since this table's latest batch
+-- are re-aggregated; every other session of the devices they are on is copied from the table if it
+-- still exists (a stored session whose events moved to another session — merged by a late event,
+-- re-attributed to the member a visitor signed up as — is dropped). customer_session_number is
+-- renumbered for the customers whose sessions changed, copying their sessions on other devices too
+-- (with every other session of those devices, since a device is replaced as a whole).
+{{
+    config(
+        materialized=scoped_materialization(),
+        unique_key='device_key',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+    )
+}}
+{%- set processed_after = incremental_watermark('processed_at') %}
+{%- set stored_columns = [
+    'session_id', 'customer_id', 'anonymous_id', 'started_at', 'ended_at', 'session_date', 'timezone',
+    'started_at_local', 'session_local_date', 'duration_seconds', 'event_count', 'page_view_count',
+    'is_bounce', 'is_identified', 'landing_page_path', 'landing_page_url', 'referrer', 'referrer_host',
+    'utm_source', 'utm_medium', 'utm_campaign', 'channel', 'device_type', 'order_count', 'revenue'
+] %}
 with
+
+{% if is_incremental() %}
+
+rewritten as (
+
+    -- sessionised events fct_events (re)wrote since this table's latest batch
+    select session_id, customer_id, anonymous_id
+    from {{ ref('fct_events') }}
+    where processed_at > {{ processed_after }} and session_id is not null
+
+),
+
+touched_anonymous_ids as (
+
+    select distinct anonymous_id from rewritten where anonymous_id is not null
+
+),
+
+touched_deviceless_customers as (
+
+    select distinct customer_id from rewritten where anonymous_id is null
+
+),
+
+existing_session_ids as (
+
+    -- the sessions of the touched devices as they are now
+    select distinct session_id
+    from {{ ref('fct_events') }}
+    where session_id is not null
+        and (anonymous_id in (select anonymous_id from touched_anonymous_ids)
+             or (anonymous_id is null and customer_id in (select customer_id from touched_deviceless_customers)))
+
+),
+
+stored_touched as (
+
+    select *
+    from {{ this }}
+    where anonymous_id in (select anonymous_id from touched_anonymous_ids)
+        or (anonymous_id is null and customer_id in (select customer_id from touched_deviceless_customers))
+
+),
+
+kept_touched as (
+
+    -- unchanged sessions of the touched devices
+    select *
+    from stored_touched
+    where session_id in (select session_id from existing_session_ids)
+        and session_id not in (select session_id from rewritten)
+
+),
+
+renumbered_customers as (
+
+    -- customers with a new, changed or dropped session
+    select customer_id from rewritten
+    union
+    select customer_id from stored_touched
+    where session_id not in (select session_id from kept_touched)
+
+),
+
+kept_other as (
+
+    -- the other devices of those customers, copied whole
+    select *
+    from {{ this }}
+    where device_key in (
+        select device_key from {{ this }}
+        where customer_id in (select customer_id from renumbered_customers)
+    )
+        and device_key not in (select device_key from stored_touched)
+
+),
+
+events as (
+
+    select *
+    from {{ ref('fct_events') }}
+    where session_id in (select session_id from rewritten)
+
+),
+
+{% else %}
 
 events as (
 
@@ -9,6 +117,8 @@ events as (
     where session_id is not null
 
 ),
+
+{% endif %}
 
 aggregated as (
 
@@ -31,7 +141,8 @@ aggregated as (
         max(case when session_event_number = 1 then utm_medium end) as utm_medium,
         max(case when session_event_number = 1 then utm_campaign end) as utm_campaign,
         max(case when session_event_number = 1 then device_type end) as device_type,
-        max(case when session_event_number = 1 then timezone end) as event_timezone
+        max(case when session_event_number = 1 then timezone end) as event_timezone,
+        max(loaded_at) as source_loaded_at
 
     from events
     group by session_id, customer_id, anonymous_id
@@ -49,7 +160,7 @@ enriched as (
 
 ),
 
-final as (
+computed as (
 
     select
         session_id,
@@ -77,11 +188,64 @@ final as (
         device_type,
         cast(order_count as {{ dbt.type_bigint() }}) as order_count,
         cast(revenue as decimal(18, 2)) as revenue,
-        cast(row_number() over (
-            partition by customer_id order by started_at, session_id
-        ) as {{ dbt.type_bigint() }}) as customer_session_number
-
+        cast(null as {{ dbt.type_bigint() }}) as stored_session_number,
+        source_loaded_at
     from enriched
+
+),
+
+all_sessions as (
+
+    select * from computed
+    {%- if is_incremental() %}
+
+    union all
+
+    select
+        {%- for column in stored_columns %}
+        {{ column }},
+        {%- endfor %}
+        customer_session_number as stored_session_number,
+        source_loaded_at
+    from kept_touched
+
+    union all
+
+    select
+        {%- for column in stored_columns %}
+        {{ column }},
+        {%- endfor %}
+        customer_session_number as stored_session_number,
+        source_loaded_at
+    from kept_other
+    {%- endif %}
+
+),
+
+final as (
+
+    select
+        {%- for column in stored_columns %}
+        {{ column }},
+        {%- endfor %}
+        cast(
+            {%- if is_incremental() %}
+            case
+                when customer_id in (select customer_id from renumbered_customers)
+                    then row_number() over (partition by customer_id order by started_at, session_id)
+                else stored_session_number
+            end
+            {%- else %}
+            row_number() over (partition by customer_id order by started_at, session_id)
+            {%- endif %}
+            as {{ dbt.type_bigint() }}) as customer_session_number,
+        case
+            when anonymous_id is not null then {{ dbt.concat(["'device:'", 'anonymous_id']) }}
+            else {{ dbt.concat(["'customer:'", 'customer_id']) }}
+        end as device_key,
+        source_loaded_at,
+        {{ run_started_at_sql() }} as processed_at
+    from all_sessions
 
 )
 
