@@ -430,3 +430,17 @@ def test_a_variant_can_go_out_on_another_channel(con, tmp_path):
     assert result.summary()["suppressed"] == len(no_sms_consent)
     with pytest.raises(AudienceSpecError, match="needs its destination, fields and message"):
         spec(experiment={"variants": [{"name": "a", "weight": 0.5}, {"name": "b", "weight": 0.5, "channel": "sms"}]})
+
+
+def test_a_variant_with_a_longer_golden_time_waits_for_it(con, tmp_path):
+    con.execute("UPDATE marts.dim_customers SET signed_up_at = TIMESTAMP '2026-02-28 03:00:00'")  # 1 day before
+    s = spec(golden_time={"after": "signed_up_at", "delay": "1h", "expires": "7d"},
+             experiment={"variants": [{"name": "soon", "weight": 0.5}, {"name": "later", "weight": 0.5, "delay": "3d"}]})
+    result, box = run(con, s, tmp_path)
+    arms = dict(con.execute(f"SELECT customer_id, arm FROM {SCHEMA}.assignments").fetchall())
+    later = {c for c, arm in arms.items() if arm == "later"}
+    assert later and result.waiting == len(later)
+    assert {d["key"] for d in box.delivered()} == set(arms) - later
+    # Three days after the sign-up the second variant goes out too; nobody gets two messages.
+    result, box = run(con, s, tmp_path, as_of=AS_OF + timedelta(days=2))
+    assert result.waiting == 0 and sorted(d["key"] for d in box.delivered()) == sorted(arms)

@@ -16,7 +16,7 @@ from typing import Callable, Mapping
 import polars as pl
 
 from activations.destinations.registry import build_destination
-from activations.experiments.allocation import assign_and_record, assigned_customers, latest_round
+from activations.experiments.allocation import assign_and_record, assigned_customers, latest_round, recorded_arms
 from activations.experiments.assignment import HOLDOUT_ARM
 from activations.sync.engine import SyncReport, run_sync
 
@@ -136,10 +136,11 @@ def activate(
 
     weights = current_weights(con, spec, choose_weights)
     run.weights = weights
-    if dry_run:
+    if dry_run:  # the arms a real run would give, recording nothing
         from activations.experiments.assignment import assign
 
-        arms = dict(zip(keys, (str(a) for a in assign(spec.name, keys, weights, spec.experiment.holdout))))
+        sticky = recorded_arms(con, spec.name)
+        arms = dict(zip(keys, (str(a) for a in assign(spec.name, keys, weights, spec.experiment.holdout, sticky))))
     else:
         arms = assign_and_record(con, spec.name, keys, weights, spec.experiment.holdout,
                                  spec.experiment.allocation, as_of)
@@ -157,8 +158,9 @@ def activate(
             continue
         variant = variants.get(arm) or spec.experiment.variants[0]
         row = rows[key]
-        if variant.delay is not None and variant.delay > base_delay and row.get("triggered_at") is not None:
-            if naive_utc(row["triggered_at"]) > naive_utc(as_of) - variant.delay:
+        trigger = row.get(spec.golden_time.after) if spec.golden_time else None
+        if variant.delay is not None and variant.delay > base_delay and trigger is not None:
+            if naive_utc(trigger) > naive_utc(as_of) - variant.delay:
                 run.waiting += 1  # this variant's golden time comes later; a later run sends it
                 continue
         route = (variant.channel or spec.channel, variant.destination or spec.destination)

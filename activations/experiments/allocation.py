@@ -30,10 +30,15 @@ def latest_round(con, campaign: str) -> tuple[int, dict[str, float], float] | No
     return number, json.loads(weights), holdout
 
 
-def assigned_customers(con, campaign: str) -> list[str]:
+def recorded_arms(con, campaign: str) -> dict[str, str]:
+    """customer id -> arm of everyone already assigned to the campaign."""
     Ledger(con)
-    return [r[0] for r in con.execute(
-        f"SELECT customer_id FROM {SCHEMA}.assignments WHERE campaign = ?", [campaign]).fetchall()]
+    return dict(con.execute(
+        f"SELECT customer_id, arm FROM {SCHEMA}.assignments WHERE campaign = ?", [campaign]).fetchall())
+
+
+def assigned_customers(con, campaign: str) -> list[str]:
+    return list(recorded_arms(con, campaign))
 
 
 def ensure_round(con, campaign: str, weights: Mapping[str, float], holdout_share: float, mode: str,
@@ -65,8 +70,7 @@ def assign_and_record(con, campaign: str, customer_ids: Sequence[str], weights: 
     """Arm of every customer; new customers are assigned in the current round and recorded."""
     Ledger(con)
     ids = [str(c) for c in customer_ids]
-    existing = dict(con.execute(
-        f"SELECT customer_id, arm FROM {SCHEMA}.assignments WHERE campaign = ?", [campaign]).fetchall())
+    existing = recorded_arms(con, campaign)
     new = [c for c in ids if c not in existing]
     if new:
         number = ensure_round(con, campaign, weights, holdout_share, mode, now)
@@ -82,4 +86,4 @@ def assign_and_record(con, campaign: str, customer_ids: Sequence[str], weights: 
     return {c: existing[c] for c in ids}
 
 
-__all__ = ["HOLDOUT_ARM", "assigned_customers", "latest_round", "ensure_round", "assign_and_record"]
+__all__ = ["HOLDOUT_ARM", "assigned_customers", "recorded_arms", "latest_round", "ensure_round", "assign_and_record"]
