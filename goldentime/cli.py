@@ -192,7 +192,8 @@ def _print_activation_summary() -> None:
                    (select count(*) from activations.sync_log l where l.run_id = r.run_id and l.status = 'deferred'),
                    (select count(*) from activations.sync_state s where s.sync_name = r.sync_name)
             from activations.sync_runs r
-            where r.started_at = (select max(started_at) from activations.sync_runs x where x.sync_name = r.sync_name)
+            -- runs stamped with the same simulated clock tie on started_at: the later row is the later run
+            qualify row_number() over (partition by r.sync_name order by r.started_at desc, r.rowid desc) = 1
             order by r.sync_name
             """
         ).fetchall()
