@@ -35,20 +35,30 @@ def send_times(data_now: datetime, count: int) -> list[datetime]:
             for k in range(count)]
 
 
-def _campaign_state(send_at: datetime | None = None):
+def _first_send() -> datetime | None:
     con = duckdb.connect(settings.warehouse_path(), read_only=True)
     try:
-        first = con.execute("select min(assigned_at) from activations.assignments where campaign = ?",
-                            [CAMPAIGN]).fetchall()[0][0]
-        weights = con.execute("select weights from activations.allocation_rounds where campaign = ? "
-                              "order by round desc limit 1", [CAMPAIGN]).fetchall()
-        arms = con.execute("select arm, count(*) from activations.assignments where campaign = ? and round = "
-                           "(select max(round) from activations.allocation_rounds where campaign = ?) "
-                           "group by arm order by arm", [CAMPAIGN, CAMPAIGN]).fetchall()
+        return con.execute("select min(assigned_at) from activations.assignments where campaign = ?",
+                           [CAMPAIGN]).fetchall()[0][0]
+    finally:
+        con.close()
+
+
+def _send_summary(send_at: datetime) -> str:
+    """The weights of the send at `send_at` and the customers it assigned, per arm."""
+    con = duckdb.connect(settings.warehouse_path(), read_only=True)
+    try:
+        arms = con.execute("select arm, count(*) from activations.assignments where campaign = ? and assigned_at = ? "
+                           "group by arm order by arm", [CAMPAIGN, send_at]).fetchall()
+        weights = con.execute(
+            "select weights from activations.allocation_rounds where campaign = ? and round = (select max(round) "
+            "from activations.assignments where campaign = ? and assigned_at = ?)",
+            [CAMPAIGN, CAMPAIGN, send_at]).fetchall()
     finally:
         con.close()
     shares = json.loads(weights[0][0]) if weights else {}
-    return first, ", ".join(f"{arm} {share:.0%}" for arm, share in shares.items()) or "-", arms
+    return (f"weights {', '.join(f'{arm} {share:.0%}' for arm, share in shares.items()) or '-'}; newly assigned: "
+            + (", ".join(f"{arm} {n}" for arm, n in arms) or "nobody (everyone eligible is in already)"))
 
 
 def run_demo_campaign(dagster: Callable[..., None], env: dict, data_now: datetime, ingest_selection: str,
@@ -60,15 +70,14 @@ def run_demo_campaign(dagster: Callable[..., None], env: dict, data_now: datetim
 
     effects = campaign_effects(BASELINE_CONVERSION, TRUE_LIFTS, open_rate=OPEN_RATES, click_rate=0.3)
     landing = settings.landing_url()
-    first_send, weights, arms = _campaign_state()
+    first_send = _first_send()
     if first_send is None:
         echo(f"campaign {CAMPAIGN}: nobody assigned by the first sync; skipped")
         return
     echo(f"\nCampaign {CAMPAIGN}: {rounds} daily sends (A/B/N + 10% holdout, bandit); true 7-day conversion: "
          f"holdout {BASELINE_CONVERSION:.0%}, " + ", ".join(
              f"{arm} {BASELINE_CONVERSION * lift:.0%}" for arm, lift in TRUE_LIFTS.items()))
-    echo(f"  send 1 at {first_send:%Y-%m-%d %H:%M} UTC (with the other audiences), weights {weights}; assigned: "
-         + ", ".join(f"{arm} {n}" for arm, n in arms))
+    echo(f"  send 1 at {first_send:%Y-%m-%d %H:%M} UTC (with the other audiences): {_send_summary(first_send)}")
     measured_until = first_send.date() - timedelta(days=1)
 
     def catch_up(until) -> None:
@@ -95,9 +104,7 @@ def run_demo_campaign(dagster: Callable[..., None], env: dict, data_now: datetim
         env[settings.AS_OF_ENV] = send_at.isoformat()
         dagster(["asset", "materialize", "--select", f"activations/{CAMPAIGN}"], env,
                 log_name=f"demo-campaign-send-{number}", what=f"send {number} of {CAMPAIGN}")
-        _, weights, arms = _campaign_state()
-        echo(f"  send {number} at {send_at:%Y-%m-%d %H:%M} UTC, bandit weights {weights}; assigned: "
-             + ", ".join(f"{arm} {n}" for arm, n in arms))
+        echo(f"  send {number} at {send_at:%Y-%m-%d %H:%M} UTC: {_send_summary(send_at)}")
 
     # Let every attribution window close, then the final measurement.
     catch_up(measured_until + timedelta(days=ATTRIBUTION_DAYS + 2))
