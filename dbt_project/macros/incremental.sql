@@ -27,6 +27,22 @@
     {{- return('incremental' if target.type in ('duckdb', 'postgres') else 'table') -}}
 {%- endmacro %}
 
+{#- The config of a model replaced scope by scope (customers, sessions): scoped_materialization(),
+    delete+insert on `unique_key`, and — with `current_hash` — the post-hook delete_superseded_rows.
+    Returns the dict a model passes to config(**…). -#}
+{% macro scoped_config(unique_key, current_hash=none, on_schema_change='append_new_columns') -%}
+    {%- set model_config = {
+        'materialized': scoped_materialization(),
+        'unique_key': unique_key,
+        'incremental_strategy': 'delete+insert',
+        'on_schema_change': on_schema_change,
+    } -%}
+    {%- if current_hash is not none -%}
+        {%- do model_config.update({'post_hook': "{{ delete_superseded_rows('" ~ current_hash ~ "') }}"}) -%}
+    {%- endif -%}
+    {{- return(model_config) -}}
+{%- endmacro %}
+
 
 {#- The raw rows an incremental run (re)reads: loaded after the latest load this model has
     already processed, minus var incremental_lookback_days (0 by default: ingestion stamps every
@@ -136,6 +152,29 @@
     select {{ nullif_blank('user_id') }}
     from {{ source('shop', 'orders') }}
     where loaded_at > {{ watermark }} and {{ nullif_blank('user_id') }} is not null
+    {%- endif %}
+)
+{%- endmacro %}
+
+
+{#- CTEs changed_relinked, changed_customers (changed_customers_ctes with orders=true) and
+    `scoped_customers`: those customers, plus (without an explicit as-of) the customers with an order
+    placed after the previous as-of instant (the latest event then) and up to the current one — read
+    for the first time now, although loaded before. The scope of the customer-scoped models whose
+    rows depend on a customer's events and orders up to the as-of instant. Same `-- depends_on:`
+    comments as changed_customers_ctes (and fct_orders). -#}
+{% macro order_scoped_customers_ctes(watermark) -%}
+{{ changed_customers_ctes(watermark, orders=true) }},
+
+scoped_customers as (
+    select customer_id from changed_customers
+    {%- if not explicit_as_of() %}
+    union
+    select customer_id
+    from {{ ref('fct_orders') }}
+    where customer_id is not null
+      and ordered_at <= {{ analytics_as_of_sql() }}
+      and ordered_at > (select max(event_at) from {{ ref('fct_events') }} where loaded_at <= {{ watermark }})
     {%- endif %}
 )
 {%- endmacro %}

@@ -208,3 +208,28 @@
     {%- endfor -%}
     {{ return(selects | join('\n    union all\n    ')) }}
 {%- endmacro %}
+
+
+{#- analytics_union_or_empty(prefix, items, empty_columns, empty_from, rank_column=none, top_key=none):
+    the rows of the CTEs <prefix>_1_final … <prefix>_<n>_final (one per definition in `items`, same
+    columns) joined by union all — with rank_column, only the rows where rank_column <= the item's
+    top_key (e.g. edge_rank <= top_edges). With no items: `empty_columns` ([name, SQL type] pairs, in
+    order) as typed NULLs from `empty_from`, no rows. -#}
+{% macro analytics_union_or_empty(prefix, items, empty_columns, empty_from, rank_column=none, top_key=none) -%}
+    {%- for item in items %}
+    select * from {{ prefix }}_{{ loop.index }}_final
+    {%- if rank_column %}
+    where {{ rank_column }} <= {{ item[top_key] }}
+    {%- endif %}
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- else %}
+    select
+        {%- for column in empty_columns %}
+        cast(null as {{ column[1] }}) as {{ column[0] }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from {{ empty_from }}
+    where 1 = 0
+    {%- endfor %}
+{%- endmacro %}

@@ -17,15 +17,7 @@
         'as_of': explicit_as_of().get('as_of_date'),
         'engagement': engagement,
         'activation_events': lifecycle.activation_events}) %}
-{{
-    config(
-        materialized=scoped_materialization(),
-        unique_key='customer_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns',
-        post_hook="{{ delete_superseded_rows('" ~ current_hash ~ "') }}",
-    )
-}}
+{{ config(**scoped_config('customer_id', current_hash)) }}
 -- depends_on: {{ ref('stg_segment__identifies') }}
 -- depends_on: {{ source('shop', 'orders') }}
 {%- set as_of = explicit_as_of().get('as_of_date') %}

@@ -17,15 +17,7 @@
 {%- set property_columns = (property_breakdowns.values() | map('length') | max) if funnels else 0 %}
 {%- set property_column_names = [] %}
 {%- for k in range(property_columns) %}{% do property_column_names.append('property_breakdown_' ~ (k + 1)) %}{% endfor %}
-{{
-    config(
-        materialized=scoped_materialization(),
-        unique_key='customer_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='sync_all_columns',
-        post_hook="{{ delete_superseded_rows('" ~ current_hash ~ "') }}",
-    )
-}}
+{{ config(**scoped_config('customer_id', current_hash, on_schema_change='sync_all_columns')) }}
 -- depends_on: {{ ref('stg_segment__identifies') }}
 {%- set loaded_after = incremental_watermark(definition_hash=current_hash) %}
 {#- the events read: those of the changed customers (a CTE, read by every funnel), or fct_events itself
@@ -75,26 +67,18 @@ funnel_steps as (
 ),
 
 reached as (
-    {%- for f in funnels %}
-    select * from funnel_{{ loop.index }}_final
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
-    {%- else %}
-    select
-        cast(null as {{ dbt.type_string() }}) as funnel_name,
-        cast(null as {{ dbt.type_string() }}) as customer_id,
-        cast(null as {{ dbt.type_int() }}) as step_number,
-        cast(null as {{ dbt.type_int() }}) as furthest_step,
-        cast(null as {{ dbt.type_timestamp() }}) as reached_at,
-        cast(null as {{ dbt.type_string() }}) as event_id,
-        cast(null as {{ dbt.type_timestamp() }}) as attempt_started_at,
-        cast(null as {{ dbt.type_timestamp() }}) as window_ends_at,
-        cast(null as {{ dbt.type_bigint() }}) as seconds_from_previous_step,
-        cast(null as {{ dbt.type_bigint() }}) as seconds_from_first_step
-    from {{ ref('fct_events') }}
-    where 1 = 0
-    {%- endfor %}
+    {{ analytics_union_or_empty('funnel', funnels, [
+        ['funnel_name', dbt.type_string()],
+        ['customer_id', dbt.type_string()],
+        ['step_number', dbt.type_int()],
+        ['furthest_step', dbt.type_int()],
+        ['reached_at', dbt.type_timestamp()],
+        ['event_id', dbt.type_string()],
+        ['attempt_started_at', dbt.type_timestamp()],
+        ['window_ends_at', dbt.type_timestamp()],
+        ['seconds_from_previous_step', dbt.type_bigint()],
+        ['seconds_from_first_step', dbt.type_bigint()],
+    ], ref('fct_events')) }}
 ),
 
 final as (

@@ -10,15 +10,7 @@
     watermark then restarts from scratch and every session is rebuilt). -#}
 {%- set paths_config = analytics_paths_config() %}
 {%- set current_hash = definition_hash({'url_rules': paths_config.url_rules, 'collapse_repeats': paths_config.collapse_repeats, 'as_of': explicit_as_of()}) %}
-{{
-    config(
-        materialized=scoped_materialization(),
-        unique_key='session_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns',
-        post_hook="{{ delete_superseded_rows('" ~ current_hash ~ "') }}",
-    )
-}}
+{{ config(**scoped_config('session_id', current_hash)) }}
 {%- set processed_after = incremental_watermark('processed_at', definition_hash=current_hash) %}
 
 with

@@ -10,15 +10,7 @@
     are deleted by the post-hook. -#}
 {%- set paths_config = analytics_paths_config() %}
 {%- set current_hash = definition_hash({'paths': var('paths', {}), 'as_of': explicit_as_of()}) %}
-{{
-    config(
-        materialized=scoped_materialization(),
-        unique_key='session_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns',
-        post_hook="{{ delete_superseded_rows('" ~ current_hash ~ "') }}",
-    )
-}}
+{{ config(**scoped_config('session_id', current_hash)) }}
 -- depends_on: {{ ref('fct_events') }}
 {%- set processed_after = incremental_watermark('processed_at', definition_hash=current_hash) %}
 
@@ -85,28 +77,20 @@ steps as (
 {%- endfor %}
 
 unioned as (
-    {%- for a in paths_config.analyses %}
-    select * from analysis_{{ loop.index }}_final
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
-    {%- else %}
-    select
-        cast(null as {{ dbt.type_string() }}) as analysis_name,
-        cast(null as {{ dbt.type_string() }}) as anchor_type,
-        cast(null as {{ dbt.type_string() }}) as session_id,
-        cast(null as {{ dbt.type_string() }}) as customer_id,
-        cast(null as {{ dbt.type_string() }}) as event_id,
-        0 as position,
-        cast(null as {{ dbt.type_string() }}) as step_key,
-        0 as next_position,
-        cast(null as {{ dbt.type_string() }}) as next_step_key,
-        0 as step_number,
-        0 as path_length,
-        cast(null as {{ dbt.type_string() }}) as path
-    from steps
-    where 1 = 0
-    {%- endfor %}
+    {{ analytics_union_or_empty('analysis', paths_config.analyses, [
+        ['analysis_name', dbt.type_string()],
+        ['anchor_type', dbt.type_string()],
+        ['session_id', dbt.type_string()],
+        ['customer_id', dbt.type_string()],
+        ['event_id', dbt.type_string()],
+        ['position', dbt.type_int()],
+        ['step_key', dbt.type_string()],
+        ['next_position', dbt.type_int()],
+        ['next_step_key', dbt.type_string()],
+        ['step_number', dbt.type_int()],
+        ['path_length', dbt.type_int()],
+        ['path', dbt.type_string()],
+    ], 'steps') }}
 ),
 
 final as (

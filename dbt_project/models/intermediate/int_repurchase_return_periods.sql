@@ -5,20 +5,12 @@
 
     Incremental (delete+insert on customer_id): a buyer's periods depend on their own purchases and
     events only, so a run recomputes the customers whose events or orders may have changed since the
-    latest load it processed (macro changed_customers_ctes), plus those with an order placed after the
-    previous as-of instant (read for the first time now); tombstones and rows of another
+    latest load it processed, plus those with an order placed after the previous as-of instant (read
+    for the first time now): macro order_scoped_customers_ctes; tombstones and rows of another
     definition_hash are deleted by the post-hook. -#}
 {%- set c = analytics_repurchase_comparison() %}
 {%- set current_hash = definition_hash({'repurchase_comparison': var('repurchase_comparison', {}), 'as_of': explicit_as_of()}) %}
-{{
-    config(
-        materialized=scoped_materialization(),
-        unique_key='customer_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns',
-        post_hook="{{ delete_superseded_rows('" ~ current_hash ~ "') }}",
-    )
-}}
+{{ config(**scoped_config('customer_id', current_hash)) }}
 -- depends_on: {{ ref('fct_events') }}
 -- depends_on: {{ ref('fct_orders') }}
 -- depends_on: {{ ref('stg_segment__identifies') }}
@@ -30,19 +22,7 @@ with
 
 {%- if is_incremental() %}
 
-{{ changed_customers_ctes(loaded_after, orders=true) }},
-
-scoped_customers as (
-    select customer_id from changed_customers
-    {%- if not explicit_as_of() %}
-    union
-    select customer_id
-    from {{ ref('fct_orders') }}
-    where customer_id is not null
-      and ordered_at <= {{ analytics_as_of_sql() }}
-      and ordered_at > (select max(event_at) from {{ ref('fct_events') }} where loaded_at <= {{ loaded_after }})
-    {%- endif %}
-),
+{{ order_scoped_customers_ctes(loaded_after) }},
 {%- endif %}
 
 purchases as (

@@ -4,20 +4,12 @@
 
     Incremental (delete+insert on customer_id): a customer's entries and returns depend on their own
     events and orders only, so a run recomputes the customers whose events or orders may have changed
-    since the latest load it processed (macro changed_customers_ctes) over their whole history;
+    since the latest load it processed (macro order_scoped_customers_ctes) over their whole history;
     tombstones and rows of another definition_hash (definitions or explicit as-of changed: every
     customer is then recomputed) are deleted by the post-hook. -#}
 {%- set retentions = analytics_retentions() %}
 {%- set current_hash = definition_hash({'retention': var('retention', []), 'timezone': analytics_timezone(), 'as_of': explicit_as_of()}) %}
-{{
-    config(
-        materialized=scoped_materialization(),
-        unique_key='customer_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns',
-        post_hook="{{ delete_superseded_rows('" ~ current_hash ~ "') }}",
-    )
-}}
+{{ config(**scoped_config('customer_id', current_hash)) }}
 -- depends_on: {{ ref('fct_events') }}
 -- depends_on: {{ ref('fct_orders') }}
 -- depends_on: {{ ref('stg_segment__identifies') }}
@@ -29,21 +21,7 @@ with
 
 {%- if is_incremental() %}
 
-{{ changed_customers_ctes(loaded_after, orders=true) }},
-
-scoped_customers as (
-    select customer_id from changed_customers
-    {%- if not explicit_as_of() %}
-    union
-    -- orders placed after the previous as-of instant (the latest event then) and up to the current
-    -- one: read for the first time now, although loaded before
-    select customer_id
-    from {{ ref('fct_orders') }}
-    where customer_id is not null
-      and ordered_at <= {{ analytics_as_of_sql() }}
-      and ordered_at > (select max(event_at) from {{ ref('fct_events') }} where loaded_at <= {{ loaded_after }})
-    {%- endif %}
-),
+{{ order_scoped_customers_ctes(loaded_after) }},
 {%- endif %}
 
 customer_loads as (
@@ -69,21 +47,13 @@ customer_loads as (
 {%- endfor %}
 
 unioned as (
-    {%- for r in retentions %}
-    select * from retention_{{ loop.index }}_final
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
-    {%- else %}
-    select
-        cast(null as {{ dbt.type_string() }}) as retention_name,
-        cast(null as {{ dbt.type_string() }}) as customer_id,
-        cast(null as date) as cohort_period,
-        cast(null as {{ dbt.type_timestamp() }}) as entry_at,
-        cast(null as {{ dbt.type_int() }}) as period_number
-    from {{ ref('fct_events') }}
-    where 1 = 0
-    {%- endfor %}
+    {{ analytics_union_or_empty('retention', retentions, [
+        ['retention_name', dbt.type_string()],
+        ['customer_id', dbt.type_string()],
+        ['cohort_period', 'date'],
+        ['entry_at', dbt.type_timestamp()],
+        ['period_number', dbt.type_int()],
+    ], ref('fct_events')) }}
 ),
 
 final as (

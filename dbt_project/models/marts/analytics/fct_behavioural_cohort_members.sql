@@ -32,20 +32,12 @@ events as (
 {%- endfor %}
 
 members as (
-    {%- for c in cohorts %}
-    select * from cohort_{{ loop.index }}_final
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
-    {%- else %}
-    select
-        cast(null as {{ dbt.type_string() }}) as cohort_name,
-        cast(null as {{ dbt.type_string() }}) as customer_id,
-        0 as qualifying_events,
-        cast(null as {{ dbt.type_timestamp() }}) as last_qualifying_event_at
-    from events
-    where 1 = 0
-    {%- endfor %}
+    {{ analytics_union_or_empty('cohort', cohorts, [
+        ['cohort_name', dbt.type_string()],
+        ['customer_id', dbt.type_string()],
+        ['qualifying_events', dbt.type_int()],
+        ['last_qualifying_event_at', dbt.type_timestamp()],
+    ], 'events') }}
 )
 
 select

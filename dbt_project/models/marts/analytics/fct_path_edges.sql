@@ -45,26 +45,17 @@ windows as (
 {%- endfor %}
 
 unioned as (
-    {%- for a in config.analyses %}
-    select * from analysis_{{ loop.index }}_final
-    where edge_rank <= {{ a.top_edges }}
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
-    {%- else %}
-    select
-        cast(null as {{ dbt.type_string() }}) as analysis_name,
-        cast(null as {{ dbt.type_string() }}) as anchor_type,
-        0 as from_position,
-        cast(null as {{ dbt.type_string() }}) as from_step_key,
-        0 as to_position,
-        cast(null as {{ dbt.type_string() }}) as to_step_key,
-        0 as sessions,
-        0 as anchored_sessions,
-        0 as edge_rank
-    from windows
-    where 1 = 0
-    {%- endfor %}
+    {{ analytics_union_or_empty('analysis', config.analyses, [
+        ['analysis_name', dbt.type_string()],
+        ['anchor_type', dbt.type_string()],
+        ['from_position', dbt.type_int()],
+        ['from_step_key', dbt.type_string()],
+        ['to_position', dbt.type_int()],
+        ['to_step_key', dbt.type_string()],
+        ['sessions', dbt.type_int()],
+        ['anchored_sessions', dbt.type_int()],
+        ['edge_rank', dbt.type_int()],
+    ], 'windows', rank_column='edge_rank', top_key='top_edges') }}
 )
 
 select

@@ -42,25 +42,16 @@ windows as (
 {%- endfor %}
 
 unioned as (
-    {%- for a in config.analyses %}
-    select * from analysis_{{ loop.index }}_final
-    where path_rank <= {{ a.top_paths }}
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
-    {%- else %}
-    select
-        cast(null as {{ dbt.type_string() }}) as analysis_name,
-        cast(null as {{ dbt.type_string() }}) as anchor_type,
-        cast(null as {{ dbt.type_string() }}) as path,
-        0 as path_length,
-        0 as sessions,
-        0 as customers,
-        0 as anchored_sessions,
-        0 as path_rank
-    from windows
-    where 1 = 0
-    {%- endfor %}
+    {{ analytics_union_or_empty('analysis', config.analyses, [
+        ['analysis_name', dbt.type_string()],
+        ['anchor_type', dbt.type_string()],
+        ['path', dbt.type_string()],
+        ['path_length', dbt.type_int()],
+        ['sessions', dbt.type_int()],
+        ['customers', dbt.type_int()],
+        ['anchored_sessions', dbt.type_int()],
+        ['path_rank', dbt.type_int()],
+    ], 'windows', rank_column='path_rank', top_key='top_paths') }}
 )
 
 select

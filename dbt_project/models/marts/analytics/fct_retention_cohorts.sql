@@ -108,27 +108,19 @@ as_of as (
 {%- endfor %}
 
 unioned as (
-    {%- for r in retentions %}
-    select * from retention_{{ loop.index }}_final
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
-    {%- else %}
-    select
-        cast(null as {{ dbt.type_string() }}) as retention_name,
-        cast(null as {{ dbt.type_string() }}) as cohort_type,
-        cast(null as {{ dbt.type_string() }}) as retention_type,
-        cast(null as {{ dbt.type_string() }}) as period_mode,
-        cast(null as {{ dbt.type_string() }}) as grain,
-        cast(null as date) as cohort_period,
-        cast(null as {{ dbt.type_int() }}) as period_number,
-        cast(null as date) as period_start,
-        cast(null as {{ dbt.type_bigint() }}) as cohort_size,
-        cast(null as {{ dbt.type_bigint() }}) as retained_customers,
-        cast(null as {{ dbt.type_boolean() }}) as is_period_complete
-    from returned
-    where 1 = 0
-    {%- endfor %}
+    {{ analytics_union_or_empty('retention', retentions, [
+        ['retention_name', dbt.type_string()],
+        ['cohort_type', dbt.type_string()],
+        ['retention_type', dbt.type_string()],
+        ['period_mode', dbt.type_string()],
+        ['grain', dbt.type_string()],
+        ['cohort_period', 'date'],
+        ['period_number', dbt.type_int()],
+        ['period_start', 'date'],
+        ['cohort_size', dbt.type_bigint()],
+        ['retained_customers', dbt.type_bigint()],
+        ['is_period_complete', dbt.type_boolean()],
+    ], 'returned') }}
 )
 
 select
