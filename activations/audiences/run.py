@@ -13,8 +13,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Mapping
 
-import polars as pl
-
 from activations.destinations.registry import build_destination
 from activations.experiments.allocation import assign_and_record, assigned_customers, latest_round, recorded_arms
 from activations.experiments.assignment import HOLDOUT_ARM
@@ -188,8 +186,3 @@ def activate(
             advertising=spec.advertising if spec.is_messaging else None, now=lambda: as_of,
             dry_run_path=Path(data_dir) / "dry_runs" / f"{sync_name}.jsonl" if dry_run else None, **kwargs)
     return run
-
-
-def members_frame(evaluation: Evaluation, columns: list[str]) -> pl.DataFrame:
-    present = [c for c in columns if c in evaluation.members.columns]
-    return evaluation.members.select(present)
