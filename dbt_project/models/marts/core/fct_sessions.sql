@@ -198,6 +198,7 @@ all_sessions as (
 
     select * from computed
     {%- if is_incremental() %}
+    {%- for kept in ['kept_touched', 'kept_other'] %}
 
     union all
 
@@ -207,17 +208,8 @@ all_sessions as (
         {%- endfor %}
         customer_session_number as stored_session_number,
         source_loaded_at
-    from kept_touched
-
-    union all
-
-    select
-        {%- for column in stored_columns %}
-        {{ column }},
-        {%- endfor %}
-        customer_session_number as stored_session_number,
-        source_loaded_at
-    from kept_other
+    from {{ kept }}
+    {%- endfor %}
     {%- endif %}
 
 ),
