@@ -91,6 +91,24 @@
 {%- endmacro %}
 
 
+{#- The rows of `relation` on some devices: anonymous_id in (`anonymous_ids`, a one-column query) and,
+    for rows without a device, `customer_column` in (`deviceless_customers`); `where`, when given, is
+    added to both. Two semi-joins in a union all rather than one filter with OR: an OR of IN-subqueries
+    makes DuckDB read every projected column of every row before filtering (fct_events' stored-row
+    lookup ran 2x slower at 10M rows). -#}
+{% macro rows_on_devices(relation, columns, anonymous_ids, deviceless_customers, customer_column='customer_id', where=none) -%}
+    select {{ columns }}
+    from {{ relation }}
+    where anonymous_id in ({{ anonymous_ids }}){% if where %} and {{ where }}{% endif %}
+
+    union all
+
+    select {{ columns }}
+    from {{ relation }}
+    where anonymous_id is null and {{ customer_column }} in ({{ deviceless_customers }}){% if where %} and {{ where }}{% endif %}
+{%- endmacro %}
+
+
 {#- CTEs `<prefix>_relinked` and `<prefix>_customers`: the customers whose facts may have changed since
     `watermark` (a SQL timestamp expression):
       - customers of the events loaded since (fct_events.loaded_at; the events fct_events re-sessionised

@@ -78,17 +78,23 @@ relinked_devices as (
 
 ),
 
+touched_anonymous_ids as (
+
+    select device_key as anonymous_id from arrived_keys where device_key <> ''
+    union
+    select anonymous_id from relinked_devices
+
+),
+
 stored_candidates as (
 
     -- stored events of the touched devices: they may have to be re-sessionised or re-attributed
-    select stored.event_id, stored.user_id, stored.anonymous_id, stored.event_at, stored.loaded_at,
-        stored.session_id is not null as is_sessionized
-    from {{ this }} as stored
-    where (stored.anonymous_id in (select device_key from arrived_keys)
-           or (stored.anonymous_id is null
-               and stored.user_id in (select customer_id from arrived_keys where device_key = ''))
-           or stored.anonymous_id in (select anonymous_id from relinked_devices))
-        and stored.event_id not in (select event_id from new_events)
+    {{ rows_on_devices(this,
+        'event_id, user_id, anonymous_id, event_at, loaded_at, session_id is not null as is_sessionized',
+        'select anonymous_id from touched_anonymous_ids',
+        "select customer_id from arrived_keys where device_key = ''",
+        customer_column='user_id',
+        where='event_id not in (select event_id from new_events)') }}
 
 ),
 
@@ -116,11 +122,11 @@ events as (
 
 stored_session_starts as (
 
-    select customer_id, coalesce(anonymous_id, '') as device_key, event_at as session_started_at
-    from {{ this }}
-    where session_event_number = 1
-        and (anonymous_id in (select device_key from arrived_keys)
-             or (anonymous_id is null and customer_id in (select customer_id from arrived_keys where device_key = '')))
+    {{ rows_on_devices(this,
+        "customer_id, coalesce(anonymous_id, '') as device_key, event_at as session_started_at",
+        "select device_key from arrived_keys where device_key <> ''",
+        "select customer_id from arrived_keys where device_key = ''",
+        where='session_event_number = 1') }}
 
 ),
 

@@ -52,19 +52,20 @@ existing_session_ids as (
 
     -- the sessions of the touched devices as they are now
     select distinct session_id
-    from {{ ref('fct_events') }}
-    where session_id is not null
-        and (anonymous_id in (select anonymous_id from touched_anonymous_ids)
-             or (anonymous_id is null and customer_id in (select customer_id from touched_deviceless_customers)))
+    from (
+        {{ rows_on_devices(ref('fct_events'), 'session_id',
+            'select anonymous_id from touched_anonymous_ids',
+            'select customer_id from touched_deviceless_customers',
+            where='session_id is not null') }}
+    ) as device_events
 
 ),
 
 stored_touched as (
 
-    select *
-    from {{ this }}
-    where anonymous_id in (select anonymous_id from touched_anonymous_ids)
-        or (anonymous_id is null and customer_id in (select customer_id from touched_deviceless_customers))
+    {{ rows_on_devices(this, '*',
+        'select anonymous_id from touched_anonymous_ids',
+        'select customer_id from touched_deviceless_customers') }}
 
 ),
 
