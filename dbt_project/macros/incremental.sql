@@ -99,13 +99,13 @@
 {% macro rows_on_devices(relation, columns, anonymous_ids, deviceless_customers, customer_column='customer_id', where=none) -%}
     select {{ columns }}
     from {{ relation }}
-    where anonymous_id in ({{ anonymous_ids }}){% if where %} and {{ where }}{% endif %}
+    where anonymous_id in ({{ anonymous_ids }}){% if where %} and ({{ where }}){% endif %}
 
     union all
 
     select {{ columns }}
     from {{ relation }}
-    where anonymous_id is null and {{ customer_column }} in ({{ deviceless_customers }}){% if where %} and {{ where }}{% endif %}
+    where anonymous_id is null and {{ customer_column }} in ({{ deviceless_customers }}){% if where %} and ({{ where }}){% endif %}
 {%- endmacro %}
 
 
