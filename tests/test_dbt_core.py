@@ -18,8 +18,8 @@ from decimal import Decimal
 
 import pytest
 
-from tests.dbt_helpers import (DbtFailed, alias, build_warehouse, full_refresh_copy, identify, load_raw, order, page, run_dbt,
-                               table_differences, track)
+from tests.dbt_helpers import (DbtFailed, alias, build_warehouse, full_refresh_copy, identify, load_raw, order, page,
+                               run_dbt, table_differences, track)
 
 CORE = "+path:models/marts/core"
 NAVER = "https://search.naver.com/search.naver?query=knit"
@@ -324,7 +324,7 @@ def test_null_keys_fail_the_model_level_not_null_test_and_the_mart_constraints(t
     finally:
         con.close()
 
-    # fct_orders (contract: customer_id not null) cannot be built from these orders; what is upstream is
+    # fct_orders (contract: customer_id not null) refuses these orders; the 7 models upstream of it build
     with pytest.raises(DbtFailed) as failed:
         run_dbt(path, "run", "--select", "+fct_orders")
     assert "NOT NULL constraint failed: fct_orders__dbt_tmp.customer_id" in str(failed.value)
